@@ -1,0 +1,136 @@
+"""The one configuration object: a validated :class:`Experiment` (also the CLI flags and notebook parameters)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from workbench.groups import GROUPS, get_group
+
+MODELS: dict[str, str] = {
+    "conv": "ConvCNP: SetConv -> CNN on a grid -> SetConv (translations; symmetric kernels for T+flip)",
+    "transformer": "TE-TNP for T (attention on position differences); plain TNP with positions for none",
+    "deepsets": "CNP baseline: mean of point embeddings, no symmetry (group none)",
+}
+
+RELAXATIONS: dict[str, str] = {
+    "strict": "exactly equivariant to the group",
+    "fixed-inputs": "the paper's method: learnable functions of position, dropped out with p = 1 - strength",
+    "relaxed-conv": "location-dependent mixing of 3 filter banks (conv family only)",
+    "residual-pathway": "not built yet: equivariant + free layers with relative weight decay",
+}
+
+#: Which groups each model family supports.
+MODEL_GROUPS: dict[str, tuple[str, ...]] = {
+    "conv": ("none", "T", "T+flip"),
+    "transformer": ("none", "T"),
+    "deepsets": ("none",),
+}
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _choices(name: str, value: Any, valid: Any) -> ValueError:
+    return ValueError(f"Experiment.{name} = {value!r} is not valid; choose one of: {', '.join(valid)}")
+
+
+@dataclass
+class Experiment:
+    """What to train and how; every field is validated on construction.
+
+    ``strength`` in [0, 1] is the relaxation strength: 0 = strictly equivariant, 1 = as free as the
+    relaxation allows. For fixed inputs the per-task training dropout is ``p = 1 - strength``
+    (0.5 = the paper's setting). With ``group="none"`` the model is free: the relaxation is unused and
+    a conv model gets fixed inputs that are always on.
+    """
+
+    dataset: str = "gibbs-1d"
+    model: str = "conv"
+    group: str = "T"
+    relaxation: str = "fixed-inputs"
+    strength: float = 0.5
+    n_fixed: int = 8
+    steps: int = 2000
+    batch_size: int = 16
+    lr: float = 5e-4
+    seed: int = 0
+    device: str = "auto"
+    width: int | None = None
+    depth: int | None = None
+    test_tasks: int = 1024
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the field, the value and the valid choices."""
+        from workbench.data.registry import DATASETS, dataset_dim
+
+        if not isinstance(self.dataset, str) or self.dataset not in DATASETS:
+            raise _choices("dataset", self.dataset, DATASETS)
+        if self.model not in MODELS:
+            raise _choices("model", self.model, MODELS)
+        if self.group not in GROUPS:
+            raise _choices("group", self.group, GROUPS)
+        if self.relaxation not in RELAXATIONS:
+            raise _choices("relaxation", self.relaxation, RELAXATIONS)
+        if self.relaxation == "residual-pathway":
+            raise ValueError(
+                "Experiment.relaxation = 'residual-pathway' is not built yet; "
+                "use 'fixed-inputs' (the paper's method), 'relaxed-conv' or 'strict'"
+            )
+        if not isinstance(self.strength, (int, float)) or not 0.0 <= float(self.strength) <= 1.0:
+            raise ValueError(f"Experiment.strength = {self.strength!r} must be a number in [0, 1]")
+        for name, lo in (("n_fixed", 0), ("steps", 0), ("batch_size", 1), ("test_tasks", 1), ("seed", 0)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < lo:
+                raise ValueError(f"Experiment.{name} = {value!r} must be an integer >= {lo}")
+        for name in ("width", "depth"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"Experiment.{name} = {value!r} must be a positive integer or None")
+        if not isinstance(self.lr, (int, float)) or not self.lr > 0:
+            raise ValueError(f"Experiment.lr = {self.lr!r} must be a positive number")
+        if self.device not in DEVICES:
+            raise _choices("device", self.device, DEVICES)
+        ok_groups = MODEL_GROUPS[self.model]
+        if self.group not in ok_groups:
+            raise ValueError(
+                f"Experiment.group = {self.group!r} does not go with model {self.model!r}; "
+                f"{self.model!r} supports groups: {', '.join(ok_groups)}"
+            )
+        if self.relaxation == "relaxed-conv" and self.model != "conv":
+            raise ValueError(
+                f"Experiment.relaxation = 'relaxed-conv' needs model 'conv', not {self.model!r}; "
+                "use 'fixed-inputs' or 'strict'"
+            )
+        if self.relaxation == "relaxed-conv" and self.group == "none":
+            raise ValueError("Experiment.relaxation = 'relaxed-conv' relaxes a group; group 'none' has nothing to relax")
+        if self.dataset in DATASETS:
+            dim = dataset_dim(self.dataset)
+            try:
+                get_group(self.group).check_dim(dim)
+            except ValueError as err:
+                raise ValueError(f"Experiment.group = {self.group!r} with dataset {self.dataset!r}: {err}") from None
+
+    @property
+    def is_free(self) -> bool:
+        """True when the model has no symmetry at all (group none)."""
+        return self.group == "none"
+
+    def replace(self, **changes: Any) -> Experiment:
+        """A validated copy with some fields changed."""
+        return Experiment(**{**self.to_dict(), **changes})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Experiment:
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown Experiment fields {sorted(unknown)}; valid fields: {', '.join(sorted(names))}")
+        return cls(**d)

@@ -1,0 +1,112 @@
+"""Evaluation: log-likelihood per target, the oracle and its gap, delta_equiv and orbit error."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from workbench.groups import Element, Group
+from workbench.models.base import NeuralProcess
+from workbench.nn.fixed_inputs import Box, inside_box
+from workbench.task import Task
+
+
+def _device(model: NeuralProcess) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def mean_loglik(model: NeuralProcess, tasks: Sequence[Task], *, fixed_inputs: bool = True) -> float:
+    """Mean log-likelihood per target over all tasks (nats; higher is better)."""
+    model.eval()
+    dev = _device(model)
+    total = [model.loglik(t.to(dev), fixed_inputs=fixed_inputs) for t in tasks]
+    return float(torch.cat(total).mean())
+
+
+@torch.no_grad()
+def oracle_loglik(oracle: Callable[[Task], Tensor], tasks: Sequence[Task]) -> float:
+    """Mean of the exact oracle's log-likelihood per target over all tasks."""
+    return float(torch.cat([oracle(t) for t in tasks]).mean())
+
+
+@torch.no_grad()
+def delta_equiv(model: NeuralProcess, tasks: Sequence[Task]) -> float:
+    """Mean ``|mu(x_t; D, t) - mu(x_t; D, 0)|``: how much the fixed inputs move the prediction."""
+    if not model.has_fixed_inputs:
+        return 0.0
+    model.eval()
+    dev = _device(model)
+    diffs = []
+    for t in tasks:
+        t = t.to(dev)
+        diffs.append((model.predict(t).mean - model.predict(t, fixed_inputs=False).mean).abs().flatten())
+    return float(torch.cat(diffs).mean())
+
+
+def transform_task(task: Task, g: Element) -> Task:
+    """The task moved by ``g``: ``g.D`` and ``g.x_t`` (outputs are scalars, so ``y`` is unchanged)."""
+    return Task(g.act(task.xc), task.yc, g.act(task.xt), task.yt, task.mask_c)
+
+
+def _elements_keeping_context_in_box(
+    group: Group, task: Task, box: Box, shift: float, generator: torch.Generator
+) -> Element:
+    """Sample ``g`` per task such that every real context point stays inside the box.
+
+    Shifts are halved for the tasks that leave it (up to 8 times); what still fails gets the identity.
+    """
+    b, dim = task.batch_size, task.dim_x
+    centre = torch.tensor([(lo + hi) / 2 for lo, hi in box], dtype=task.xc.dtype)
+    g = group.sample(b, dim, shift=shift, centre=centre, generator=generator, dtype=task.xc.dtype)
+    matrix, offset = g.matrix.clone(), g.offset.clone()
+    s = shift
+    for _ in range(9):
+        moved = Element(matrix, offset).act(task.xc)
+        bad = ~(inside_box(moved, box) | ~task.mask_c).all(-1)
+        if not bad.any():
+            break
+        s /= 2
+        fresh = group.sample(b, dim, shift=s, centre=centre, generator=generator, dtype=task.xc.dtype)
+        matrix[bad], offset[bad] = fresh.matrix[bad], fresh.offset[bad]
+    else:
+        identity = group.identity(b, dim, task.xc.dtype)
+        matrix[bad], offset[bad] = identity.matrix[bad], identity.offset[bad]
+    return Element(matrix, offset)
+
+
+@torch.no_grad()
+def orbit_error(
+    model: NeuralProcess,
+    tasks: Sequence[Task],
+    group: Group,
+    box: Box,
+    *,
+    shift: float | None = None,
+    seed: int = 0,
+    fixed_inputs: bool = True,
+) -> float:
+    """Mean ``|mu(g.x_t; g.D) - mu(x_t; D)|`` over sampled ``g`` that keep the context inside ``box``.
+
+    Only targets inside the box before and after the move count. ``shift`` bounds the translation
+    part (default: a quarter of the box width); rotations and reflections are about the box centre.
+    Zero (to float tolerance) for a model that is equivariant to ``group``.
+    """
+    model.eval()
+    dev = _device(model)
+    if shift is None:
+        shift = 0.25 * max(hi - lo for lo, hi in box)
+    generator = torch.Generator().manual_seed(seed)
+    total, count = 0.0, 0
+    for task in tasks:
+        g = _elements_keeping_context_in_box(group, task, box, shift, generator)
+        moved = transform_task(task, g)
+        mu = model.predict(task.to(dev), fixed_inputs=fixed_inputs).mean
+        mu_moved = model.predict(moved.to(dev), fixed_inputs=fixed_inputs).mean
+        valid = (inside_box(task.xt, box) & inside_box(moved.xt, box)).to(dev)
+        err = (mu_moved - mu).abs().mean(-1)  # [b, nt]
+        total += float((err * valid).sum())
+        count += int(valid.sum())
+    return total / max(count, 1)

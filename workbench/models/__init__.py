@@ -1,0 +1,44 @@
+"""Model families and the factory that builds one from an :class:`Experiment`."""
+
+from __future__ import annotations
+
+from workbench.config import Experiment
+from workbench.models.base import NeuralProcess
+from workbench.models.conv import ConvCNP
+from workbench.models.deepsets import DeepSetsCNP
+from workbench.models.transformer import TransformerNP
+from workbench.nn.fixed_inputs import Box, FixedInputs
+
+#: Default (width, depth) of each family; the conv default is the benchmark's 5 x 32 ConvCNP.
+DEFAULT_SIZE = {"conv": (32, 5), "transformer": (64, 4), "deepsets": (128, 3)}
+RELAXED_BANKS = 3
+
+__all__ = ["ConvCNP", "DeepSetsCNP", "NeuralProcess", "TransformerNP", "build_model"]
+
+
+def build_model(exp: Experiment, dim_x: int, dim_y: int, box: Box) -> NeuralProcess:
+    """The neural process an experiment describes, for data of the given dimensions and box."""
+    width, depth = DEFAULT_SIZE[exp.model]
+    width, depth = exp.width or width, exp.depth or depth
+    dropout = 1.0 - float(exp.strength)
+    if exp.model == "deepsets":
+        return DeepSetsCNP(dim_x, dim_y, width=width, depth=depth)
+    if exp.model == "transformer":
+        fixed = None
+        if exp.group != "none" and exp.relaxation == "fixed-inputs" and exp.n_fixed > 0:
+            fixed = FixedInputs(dim_x, exp.n_fixed, box, dropout=dropout)
+        heads = 4 if width % 4 == 0 else 1
+        return TransformerNP(
+            dim_x, dim_y, d_model=width, heads=heads, depth=depth, equivariant=exp.group != "none", fixed=fixed
+        )
+    # The conv family: the free model is a ConvCNP whose fixed inputs are never dropped.
+    kwargs = dict(channels=width, depth=depth, symmetric=exp.group == "T+flip")
+    if exp.group == "none":
+        return ConvCNP(dim_x, dim_y, box, fixed=FixedInputs(dim_x, max(exp.n_fixed, 1), box, dropout=0.0), **kwargs)
+    if exp.relaxation == "relaxed-conv":
+        mixer = FixedInputs(dim_x, RELAXED_BANKS * depth, box, dropout=dropout)
+        return ConvCNP(dim_x, dim_y, box, fixed=mixer, relaxed_banks=RELAXED_BANKS, **kwargs)
+    fixed = None
+    if exp.relaxation == "fixed-inputs" and exp.n_fixed > 0:
+        fixed = FixedInputs(dim_x, exp.n_fixed, box, dropout=dropout)
+    return ConvCNP(dim_x, dim_y, box, fixed=fixed, **kwargs)
