@@ -20,10 +20,12 @@ def _inv_softplus(x: float) -> float:
 
 def data_centre(xc: Tensor, mask_c: Tensor, xt: Tensor) -> Tensor:
     """Centre of the bounding box of real contexts and targets, ``[batch, d]``."""
-    big = torch.finfo(xc.dtype).max
-    m = mask_c[..., None]
-    lo = torch.minimum(xc.masked_fill(~m, big).amin(1), xt.amin(1))
-    hi = torch.maximum(xc.masked_fill(~m, -big).amax(1), xt.amax(1))
+    lo, hi = xt.amin(1), xt.amax(1)
+    if xc.shape[1] > 0:
+        big = torch.finfo(xc.dtype).max
+        m = mask_c[..., None]
+        lo = torch.minimum(xc.masked_fill(~m, big).amin(1), lo)
+        hi = torch.maximum(xc.masked_fill(~m, -big).amax(1), hi)
     return (lo + hi) / 2
 
 

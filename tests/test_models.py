@@ -1,0 +1,60 @@
+"""Shapes, masking and empty context sets for every model family."""
+
+import pytest
+import torch
+
+from workbench import Experiment, Task
+from workbench.models import build_model
+
+CONFIGS = [
+    ("conv", "T", "fixed-inputs"),
+    ("conv", "T+flip", "strict"),
+    ("conv", "T", "relaxed-conv"),
+    ("conv", "none", "strict"),
+    ("transformer", "T", "fixed-inputs"),
+    ("transformer", "none", "strict"),
+    ("deepsets", "none", "strict"),
+]
+
+
+def _model(model, group, relaxation):
+    torch.manual_seed(0)
+    return build_model(Experiment(model=model, group=group, relaxation=relaxation), 1, 1, ((-4.0, 4.0),)).eval()
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_shapes_and_positive_scale(cfg, gibbs_tasks):
+    task = gibbs_tasks[0]
+    dist = _model(*cfg).predict(task)
+    assert dist.mean.shape == task.yt.shape
+    assert torch.all(dist.stddev > 0) and torch.isfinite(dist.mean).all()
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_padding_is_ignored(cfg, gibbs_tasks):
+    task = gibbs_tasks[0]
+    model = _model(*cfg)
+    junk = torch.where(task.mask_c[..., None], task.yc, torch.randn_like(task.yc) * 100)
+    xjunk = torch.where(task.mask_c[..., None], task.xc, torch.rand_like(task.xc) * 4 - 2)
+    a = model.predict(task).mean
+    b = model(xjunk, junk, task.xt, task.mask_c).mean
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+def test_empty_context_sets_work(cfg):
+    task = Task(torch.zeros(2, 0, 1), torch.zeros(2, 0, 1), torch.linspace(-3, 3, 20).view(1, 20, 1).repeat(2, 1, 1))
+    dist = _model(*cfg).predict(task)
+    assert torch.isfinite(dist.mean).all() and torch.isfinite(dist.stddev).all()
+
+
+def test_task_rejects_bad_input():
+    with pytest.raises(ValueError, match="NaN"):
+        Task(torch.zeros(1, 3, 1), torch.tensor([[[0.0], [float("nan")], [1.0]]]), torch.zeros(1, 2, 1))
+    with pytest.raises(ValueError, match="yc"):
+        Task(torch.zeros(1, 3, 1), torch.zeros(1, 4, 1), torch.zeros(1, 2, 1))
+    with pytest.raises(ValueError, match="nt = 0"):
+        Task(torch.zeros(1, 3, 1), torch.zeros(1, 3, 1), torch.zeros(1, 0, 1))
+    # NaN in padded (masked) context points is allowed: they are never read.
+    Task(torch.zeros(1, 2, 1), torch.tensor([[[1.0], [float("nan")]]]), torch.zeros(1, 1, 1), None,
+         torch.tensor([[True, False]]))
