@@ -55,6 +55,12 @@ class Run:
         with torch.no_grad():
             return self.model.predict(task.to(dev), fixed_inputs=fixed_inputs)
 
+    def predict_map(self, context: Any = None, grid: Any = None, **kwargs: Any):
+        """Maps of the prediction over space as an ``xarray.Dataset`` (see :func:`workbench.maps.predict_map`)."""
+        from workbench.maps import predict_map
+
+        return predict_map(self, context=context, grid=grid, **kwargs)
+
     def metrics_table(self) -> str:
         """The metrics as an aligned text table with units."""
         rows = [(k, self.metrics[k], METRICS.get(k, ("", ""))[0]) for k in METRICS if k in self.metrics]
@@ -159,6 +165,9 @@ def run(
     result = Run(exp, model, history, {}, box, first.dim_x, first.dim_y)
     if evaluate:
         result.metrics = evaluate_run(result, test_tasks, oracle=getattr(sampler, "oracle_loglik", None))
+        # Datasets with a known truth add their own scores (e.g. breaking field vs elevation).
+        if hasattr(sampler, "extra_metrics"):
+            result.metrics.update(sampler.extra_metrics(result))
     return result
 
 
