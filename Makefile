@@ -18,8 +18,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (AENP Workbench)" >/dev/null
 	touch $(STAMP)
 
+START := $(if $(wildcard notebooks/00_start_here.ipynb),notebooks/00_start_here.ipynb,notebooks)
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --port=$(PORT) notebooks/00_start_here.ipynb
+	$(VENV)/bin/jupyter lab --port=$(PORT) $(ROOT_FLAG) $(START)
 
 test: $(STAMP)
 	OMP_NUM_THREADS=2 $(PY) -m pytest -q tests

@@ -83,7 +83,9 @@ class Task:
         return self.mask_c.sum(-1)
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> Task:
-        """The same task on another device (and float dtype)."""
+        """The same task on another device (and float dtype); itself when nothing would change."""
+        if torch.device(device) == self.xc.device and (dtype is None or dtype == self.xc.dtype):
+            return self
 
         def move(t: Tensor | None) -> Tensor | None:
             if t is None:

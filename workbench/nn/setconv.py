@@ -56,7 +56,13 @@ class SetConv(nn.Module):
     def weights(self, x_out: Tensor, x_in: Tensor) -> Tensor:
         """Kernel weights ``[batch, m, n]`` between ``x_out [batch, m, d]`` and ``x_in [batch, n, d]``."""
         scale = self.lengthscale.to(x_out.dtype)
-        diff = (x_out[:, :, None, :] - x_in[:, None, :, :]) / scale
+        if (scale.numel() == 1 or self.dim == 1) and not (x_out.requires_grad or x_in.requires_grad):
+            # Positions carry no gradient, only the length scale does: squared distances stay off the
+            # autograd graph, which leaves one multiply and one exp to differentiate (the hot path).
+            with torch.no_grad():
+                d2 = (x_out[:, :, None, :] - x_in[:, None, :, :]).square().sum(-1)
+            return torch.exp(d2 * (-0.5 / scale.square()))
+        diff = x_out[:, :, None, :] / scale - x_in[:, None, :, :] / scale
         return torch.exp(-0.5 * diff.square().sum(-1))
 
 
