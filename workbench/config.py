@@ -8,7 +8,8 @@ from typing import Any
 from workbench.groups import GROUPS, get_group
 
 MODELS: dict[str, str] = {
-    "conv": "ConvCNP: SetConv -> CNN on a grid -> SetConv (translations; symmetric kernels for T+flip)",
+    "conv": "ConvCNP: SetConv -> CNN -> SetConv (translations; symmetric kernels for T+flip; "
+    "group CNN = EquivCNP for T+C4/D4/C8/D8)",
     "transformer": "TE-TNP for T (attention on position differences); plain TNP with positions for none",
     "deepsets": "CNP baseline: mean of point embeddings, no symmetry (group none)",
 }
@@ -22,7 +23,7 @@ RELAXATIONS: dict[str, str] = {
 
 #: Which groups each model family supports.
 MODEL_GROUPS: dict[str, tuple[str, ...]] = {
-    "conv": ("none", "T", "T+flip"),
+    "conv": ("none", "T", "T+flip", "T+C4", "T+D4", "T+C8", "T+D8"),
     "transformer": ("none", "T"),
     "deepsets": ("none",),
 }
@@ -103,6 +104,11 @@ class Experiment:
             raise ValueError(
                 f"Experiment.relaxation = 'relaxed-conv' needs model 'conv', not {self.model!r}; "
                 "use 'fixed-inputs' or 'strict'"
+            )
+        if self.relaxation == "relaxed-conv" and self.group.startswith(("T+C", "T+D")):
+            raise ValueError(
+                f"Experiment.relaxation = 'relaxed-conv' is built for translation bodies, not {self.group!r}; "
+                "use 'fixed-inputs' to relax a rotation group"
             )
         if self.relaxation == "relaxed-conv" and self.group == "none":
             raise ValueError("Experiment.relaxation = 'relaxed-conv' relaxes a group; group 'none' has nothing to relax")

@@ -29,6 +29,13 @@ GIBBS_KERNELS: tuple[tuple[float, bool], ...] = (
 )
 
 
+def _exp_(t: Tensor) -> Tensor:
+    """In-place exp of log-kernel values, floored at exp(-700) ~ 1e-304 (a negligible change)."""
+    # torch's vectorised exp falls back to a slow scalar path for arguments below about -708,
+    # which far-apart pairs under short lengthscales hit constantly (4x slower kernels).
+    return t.clamp_min_(-700.0).exp_()
+
+
 def sq_dist(x1: Tensor, x2: Tensor) -> Tensor:
     """Squared distances ``[batch, n, m]`` between ``x1 [batch, n, dim]`` and ``x2 [batch, m, dim]``."""
     # Explicit differences rather than the |a|^2 + |b|^2 - 2ab trick: exact zeros on the diagonal
@@ -45,7 +52,7 @@ def eq_kernel(x1: Tensor, x2: Tensor, lengthscale: float | Tensor) -> Tensor:
     ls = torch.as_tensor(lengthscale, dtype=x1.dtype, device=x1.device)
     if ls.dim() == 1:
         ls = ls[:, None, None]
-    return sq_dist(x1, x2).mul_(-0.5 / ls**2).exp_()
+    return _exp_(sq_dist(x1, x2).mul_(-0.5 / ls**2))
 
 
 def _is_long(x: Tensor, changepoint: float | Tensor, long_on_left: bool | Tensor) -> Tensor:
@@ -72,7 +79,8 @@ def gibbs_lengthscale(
     value for x < c when ``long_on_left`` (x >= c otherwise) and the short value elsewhere.
     """
     is_long = _is_long(x, changepoint, long_on_left)
-    return torch.where(is_long, long_lengthscale, short_lengthscale).to(x.dtype)
+    long = torch.tensor(long_lengthscale, dtype=x.dtype, device=x.device)
+    return torch.where(is_long, long, torch.tensor(short_lengthscale, dtype=x.dtype, device=x.device))
 
 
 def gibbs_kernel_from_lengthscales(x1: Tensor, x2: Tensor, l1: Tensor, l2: Tensor) -> Tensor:
@@ -82,7 +90,35 @@ def gibbs_kernel_from_lengthscales(x1: Tensor, x2: Tensor, l1: Tensor, l2: Tenso
     """
     inv_denom = (l1.square()[:, :, None] + l2.square()[:, None, :]).reciprocal_()
     prefactor = (l1[:, :, None] * l2[:, None, :]).mul_(inv_denom).mul_(2.0).sqrt_()
-    return sq_dist(x1, x2).mul_(inv_denom).neg_().exp_().mul_(prefactor)
+    return _exp_(sq_dist(x1, x2).mul_(inv_denom).neg_()).mul_(prefactor)
+
+
+def _gibbs_from_indicators(d2: Tensor, u1: Tensor, u2: Tensor, long: float, short: float) -> Tensor:
+    """Step-field Gibbs kernel from squared distances ``d2`` and long-side indicators (0/1 floats).
+
+    Shapes broadcast: ``d2 [..., n, m]``, ``u1 [..., n, 1]``, ``u2 [..., 1, m]``.
+    """
+
+    # This runs on every sampled batch, so it avoids the general formula's sqrt and divisions over
+    # [batch, n, m]: with a two-valued field, 1 / (l^2 + l'^2) and the log prefactor depend only on
+    # the indicators u, u' in {0, 1} of "l is long", and any symmetric f(u, u') on {0, 1}^2 is
+    # bilinear, f = f00 + (f01 - f00)(u + u') + (f11 - 2 f01 + f00) u u' = row(u) + slope(u) u'.
+    # All work happens in one output buffer: fresh large allocations cost page faults that rival
+    # the arithmetic.
+    def row_slope(f00: float, f01: float, f11: float) -> tuple[Tensor, Tensor]:
+        return f00 + (f01 - f00) * u1, (f01 - f00) + (f11 - 2 * f01 + f00) * u1
+
+    def inv_denom(a: float, b: float) -> float:
+        return 1.0 / (a**2 + b**2)
+
+    log_pref_mixed = 0.5 * math.log(2 * long * short / (long**2 + short**2))
+    out = torch.addcmul(
+        *row_slope(inv_denom(short, short), inv_denom(short, long), inv_denom(long, long)), u2
+    )
+    out.mul_(d2).neg_()
+    pref_row, pref_slope = row_slope(0.0, log_pref_mixed, 0.0)
+    out.add_(pref_row).addcmul_(pref_slope, u2)
+    return _exp_(out)
 
 
 def gibbs_kernel(
@@ -95,28 +131,11 @@ def gibbs_kernel(
 ) -> Tensor:
     """The paper's 1-D Gibbs kernel with a step lengthscale, ``[batch, n, m]`` for ``x [batch, n, 1]``.
 
-    Same values as ``gibbs_kernel_from_lengthscales`` on ``gibbs_lengthscale``, about 5x faster.
+    Same values as ``gibbs_kernel_from_lengthscales`` on ``gibbs_lengthscale``, several times faster.
     """
-    # This runs on every sampled batch, so it avoids the general formula's sqrt and divisions over
-    # [batch, n, m]: with a two-valued field, 1 / (l^2 + l'^2) and log of the prefactor depend only
-    # on the indicators u, u' in {0, 1} of "l is long", and any symmetric f(u, u') on {0, 1}^2 is
-    # bilinear, f = f00 + (f01 - f00)(u + u') + (f11 - 2 f01 + f00) u u': one fused pass each.
     u1 = _is_long(x1, changepoint, long_on_left).to(x1.dtype)[:, :, None]
     u2 = _is_long(x2, changepoint, long_on_left).to(x1.dtype)[:, None, :]
-    short, long = short_lengthscale, long_lengthscale
-
-    def bilinear(f00: float, f01: float, f11: float) -> Tensor:
-        return torch.addcmul(f00 + (f01 - f00) * u1, (f01 - f00) + (f11 - 2 * f01 + f00) * u1, u2)
-
-    def inv_denom(a: float, b: float) -> float:
-        return 1.0 / (a**2 + b**2)
-
-    def log_prefactor(a: float, b: float) -> float:
-        return 0.5 * math.log(2 * a * b / (a**2 + b**2))
-
-    inv = bilinear(inv_denom(short, short), inv_denom(short, long), inv_denom(long, long))
-    log_pref = bilinear(0.0, log_prefactor(short, long), 0.0)
-    return torch.addcmul(log_pref, sq_dist(x1, x2), inv, value=-1.0).exp_()
+    return _gibbs_from_indicators(sq_dist(x1, x2), u1, u2, long_lengthscale, short_lengthscale)
 
 
 def gibbs_kernel_by_index(
@@ -134,6 +153,38 @@ def gibbs_kernel_by_index(
     return gibbs_kernel(x1, x2, table_c[index], table_left[index], long_lengthscale, short_lengthscale)
 
 
+def gibbs_kernel_all(
+    x1: Tensor,
+    x2: Tensor,
+    long_lengthscale: float = 4.0,
+    short_lengthscale: float = 0.1,
+    table: tuple[tuple[float, bool], ...] = GIBBS_KERNELS,
+) -> Tensor:
+    """Every Gibbs kernel of ``table`` for every task at once, ``[len(table), batch, n, m]``."""
+    # The distances are shared by all kernels: computed once, broadcast over the table.
+    c = torch.tensor([c for c, _ in table], dtype=x1.dtype, device=x1.device)[:, None, None]
+    left = torch.tensor([left for _, left in table], dtype=torch.bool, device=x1.device)[:, None, None]
+    u1 = ((x1[None, :, :, 0] < c) == left).to(x1.dtype)[..., None]
+    u2 = ((x2[None, :, :, 0] < c) == left).to(x1.dtype)[..., None, :]
+    return _gibbs_from_indicators(sq_dist(x1, x2), u1, u2, long_lengthscale, short_lengthscale)
+
+
+def _anisotropic_parts(
+    iso_lengthscale: float, aniso_lengthscales: tuple[float, float], theta: float
+) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """Entries (a, b, c) of [[a, b], [b, c]] for S_iso = l_iso^2 I and D = S_aniso - S_iso."""
+    cos, sin = math.cos(theta), math.sin(theta)
+    v1, v2 = aniso_lengthscales[0] ** 2, aniso_lengthscales[1] ** 2
+    iso = iso_lengthscale**2
+    aniso = (cos**2 * v1 + sin**2 * v2, cos * sin * (v1 - v2), sin**2 * v1 + cos**2 * v2)
+    return (iso, 0.0, iso), (aniso[0] - iso, aniso[1], aniso[2] - iso)
+
+
+def anisotropic_switch(x: Tensor, switch_at: float = 0.0, switch_width: float = 0.2) -> Tensor:
+    """Logistic switch ``s(x) = sigmoid((x_1 - switch_at) / switch_width)``, ``[batch, n]``."""
+    return torch.sigmoid((x[..., 0] - switch_at) / switch_width)
+
+
 def anisotropic_lengthscale_matrix(
     x: Tensor,
     iso_lengthscale: float = 0.5,
@@ -147,13 +198,11 @@ def anisotropic_lengthscale_matrix(
     S(x) = (1 - s) l_iso^2 I + s R(theta) diag(l1^2, l2^2) R(theta)^T with the logistic switch
     s = sigmoid((x_1 - switch_at) / switch_width): isotropic left of the switch, anisotropic right.
     """
-    s = torch.sigmoid((x[..., 0] - switch_at) / switch_width)[..., None, None]
-    cos, sin = math.cos(theta), math.sin(theta)
-    rot = torch.tensor([[cos, -sin], [sin, cos]], dtype=x.dtype, device=x.device)
-    l1, l2 = aniso_lengthscales
-    aniso = rot @ torch.diag(torch.tensor([l1**2, l2**2], dtype=x.dtype, device=x.device)) @ rot.T
-    iso = iso_lengthscale**2 * torch.eye(2, dtype=x.dtype, device=x.device)
-    return (1.0 - s) * iso + s * aniso
+    s = anisotropic_switch(x, switch_at, switch_width)[..., None, None]
+    iso, diff = _anisotropic_parts(iso_lengthscale, aniso_lengthscales, theta)
+    as_matrix = [[iso[0], iso[1]], [iso[1], iso[2]]], [[diff[0], diff[1]], [diff[1], diff[2]]]
+    s0, d = (torch.tensor(m, dtype=x.dtype, device=x.device) for m in as_matrix)
+    return s0 + s * d
 
 
 def paciorek_kernel(x1: Tensor, x2: Tensor, s1: Tensor, s2: Tensor) -> Tensor:
@@ -163,23 +212,18 @@ def paciorek_kernel(x1: Tensor, x2: Tensor, s1: Tensor, s2: Tensor) -> Tensor:
     with S = S(x), S' = S(x'). This is Paciorek's kernel for the field 2 S(x), hence PSD for any field
     of SPD matrices, and it reduces to the EQ kernel with lengthscale l when S = l^2 I everywhere.
     """
-    # Closed-form 2x2 algebra with in-place ops: batched torch.linalg calls on [batch, n, m, 2, 2]
-    # are far slower.
+    # Closed-form 2x2 algebra: batched torch.linalg calls on [batch, n, m, 2, 2] are far slower.
     a1, b1, c1 = s1[..., 0, 0][:, :, None], s1[..., 0, 1][:, :, None], s1[..., 1, 1][:, :, None]
     a2, b2, c2 = s2[..., 0, 0][:, None, :], s2[..., 0, 1][:, None, :], s2[..., 1, 1][:, None, :]
     root1 = (a1 * c1 - b1**2) ** 0.25
     root2 = (a2 * c2 - b2**2) ** 0.25
     qa, qb, qc = a1 + a2, b1 + b2, c1 + c2
-    det_q = torch.addcmul(qa * qc, qb, qb, value=-1.0)
+    det_q = qa * qc - qb**2
     dx = x1[:, :, None, 0] - x2[:, None, :, 0]
     dy = x1[:, :, None, 1] - x2[:, None, :, 1]
-    quad = qc.mul_(dx.square())
-    quad.add_(qb.mul_(dx).mul_(dy), alpha=-2.0)
-    quad.addcmul_(qa, dy.square_())
-    quad.div_(det_q)
+    quad = (qc * dx**2 - 2 * qb * dx * dy + qa * dy**2) / det_q
     # |(S + S')/2|^{-1/2} = 2 |S + S'|^{-1/2} in two dimensions.
-    prefactor = det_q.rsqrt_().mul_(2.0 * root1).mul_(root2)
-    return quad.neg_().exp_().mul_(prefactor)
+    return 2 * root1 * root2 / torch.sqrt(det_q) * _exp_(-quad)
 
 
 def anisotropic_kernel(
@@ -191,8 +235,36 @@ def anisotropic_kernel(
     switch_at: float = 0.0,
     switch_width: float = 0.2,
 ) -> Tensor:
-    """Non-stationary 2-D kernel of gp-2d-anisotropic, ``[batch, n, m]`` for ``x [batch, n, 2]``."""
-    args = (iso_lengthscale, aniso_lengthscales, theta, switch_at, switch_width)
-    s1 = anisotropic_lengthscale_matrix(x1, *args)
-    s2 = s1 if x2 is x1 else anisotropic_lengthscale_matrix(x2, *args)
-    return paciorek_kernel(x1, x2, s1, s2)
+    """Non-stationary 2-D kernel of gp-2d-anisotropic, ``[batch, n, m]`` for ``x [batch, n, 2]``.
+
+    ``paciorek_kernel`` on ``anisotropic_lengthscale_matrix``, computed several times faster.
+    """
+    # S(x) = S0 + s(x) D is affine in the scalar switch s, so with sigma = s + s':
+    #   S + S' = 2 S0 + sigma D,  |S + S'| = alpha + beta sigma + gamma sigma^2,
+    #   d^T adj(S + S') d = P0(d) + sigma P1(d)  (P0, P1 fixed quadratic forms),
+    # which needs four [batch, n, m] buffers instead of a dozen temporaries (fresh large
+    # allocations cost page faults that rival the arithmetic).
+    (a0, b0, c0), (da, db, dc) = _anisotropic_parts(iso_lengthscale, aniso_lengthscales, theta)
+    s1 = anisotropic_switch(x1, switch_at, switch_width)
+    s2 = s1 if x2 is x1 else anisotropic_switch(x2, switch_at, switch_width)
+    alpha = 4 * (a0 * c0 - b0**2)
+    beta = 2 * (a0 * dc + c0 * da - 2 * b0 * db)
+    gamma = da * dc - db**2
+
+    def root_det(s: Tensor) -> Tensor:  # |S(x)|^{1/4}, from |2 S| = alpha + beta (2 s) + gamma (2 s)^2
+        return ((alpha + 2 * s * (beta + 2 * gamma * s)) / 4) ** 0.25
+
+    dx = x1[:, :, None, 0] - x2[:, None, :, 0]
+    dy = x1[:, :, None, 1] - x2[:, None, :, 1]
+    dxdy = dx * dy
+    dx.square_()
+    dy.square_()
+    quad = (dx * (2 * c0)).add_(dxdy, alpha=-4 * b0).add_(dy, alpha=2 * a0)  # P0
+    p1 = dx.mul_(dc).add_(dxdy, alpha=-2 * db).add_(dy, alpha=da)
+    sigma = torch.add(s1[:, :, None], s2[:, None, :], out=dy)
+    quad.addcmul_(sigma, p1)
+    det_q = torch.mul(sigma, gamma, out=dxdy).add_(beta).mul_(sigma).add_(alpha)
+    quad.div_(det_q)
+    # |(S + S')/2|^{-1/2} = 2 |S + S'|^{-1/2} in two dimensions.
+    prefactor = det_q.rsqrt_().mul_(2 * root_det(s1)[:, :, None]).mul_(root_det(s2)[:, None, :])
+    return _exp_(quad.neg_()).mul_(prefactor)

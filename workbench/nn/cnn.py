@@ -73,3 +73,23 @@ class ConvBody(nn.Module):
             if i < len(self.convs) - 1:
                 z = torch.relu(z)
         return from_nchw(z, self.dim)
+
+
+class GroupConvBody(nn.Module):
+    """Rotation/reflection-equivariant body: a group CNN on the square grid, ``[b, n, n, c_in] -> [b, n, n, channels]``.
+
+    ``width`` is the plain-CNN channel budget; the group CNN gets ``width / sqrt(|G|)`` fields per group
+    element (about the same number of parameters as a plain CNN of ``width`` channels).
+    """
+
+    def __init__(self, c_in: int, width: int, depth: int, kernel: int, group_name: str) -> None:
+        super().__init__()
+        from workbench.nn.groupconv import GroupCNN, matched_channels
+
+        per_element = max(2, matched_channels(width, group_name, match="params"))
+        self.channels = width
+        self.cnn = GroupCNN(c_in, per_element, width, kernel, max(depth, 2), group_name)
+
+    def forward(self, h: Tensor) -> Tensor:
+        """Grid features ``[b, n, n, c_in]`` -> ``[b, n, n, channels]``."""
+        return from_nchw(self.cnn(to_nchw(h).contiguous()), 2)
