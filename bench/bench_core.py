@@ -11,7 +11,7 @@ from workbench import Experiment
 from workbench.data.registry import make_dataset
 from workbench.evaluate import mean_loglik, oracle_loglik
 from workbench.models import build_model
-from workbench.train import resolve_device, train
+from workbench.train import make_optimizer, resolve_device, train
 
 FAMILIES = [
     ("conv", "T", "strict"),
@@ -47,7 +47,7 @@ def speed(device: torch.device, n: int) -> dict:
     for model, group, relax in FAMILIES:
         torch.manual_seed(0)
         m = build_model(Experiment(model=model, group=group, relaxation=relax), 1, 1, sampler.box).to(device)
-        opt = torch.optim.AdamW(m.parameters(), lr=5e-4)
+        opt = make_optimizer(m, 5e-4)
         m.train()
 
         def step(i, m=m, opt=opt):

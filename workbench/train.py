@@ -57,6 +57,14 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return device
 
 
+def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
+    """AdamW; the fused kernel when the device supports it (several times faster per step on CPU)."""
+    try:
+        return torch.optim.AdamW(model.parameters(), lr=lr, fused=True)
+    except (RuntimeError, ValueError):
+        return torch.optim.AdamW(model.parameters(), lr=lr)
+
+
 def _endless(tasks: Iterable[Task]) -> Iterator[Task]:
     """Cycle a re-iterable collection; pass an iterator through (it must not run dry)."""
     if isinstance(tasks, Iterator):
@@ -96,7 +104,7 @@ def train(
     """
     dev = resolve_device(device)
     model.to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    opt = make_optimizer(model, lr)
     history = history or History()
     if resume is not None:
         state = load_checkpoint(resume, map_location=dev)

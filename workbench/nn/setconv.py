@@ -14,6 +14,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+#: exp() of arguments that underflow takes a slow path on x86 CPUs (14x slower here); weights below
+#: e^-60 are zero for every purpose, so the exponent is clamped there.
+_MIN_LOG_WEIGHT = -60.0
+
+
 def _inv_softplus(x: float) -> float:
     return math.log(math.expm1(x))
 
@@ -59,11 +64,13 @@ class SetConv(nn.Module):
         if (scale.numel() == 1 or self.dim == 1) and not (x_out.requires_grad or x_in.requires_grad):
             # Positions carry no gradient, only the length scale does: squared distances stay off the
             # autograd graph, which leaves one multiply and one exp to differentiate (the hot path).
+            # Clamping the distances here (at the current length scale) keeps the clamp off the graph too.
             with torch.no_grad():
                 d2 = (x_out[:, :, None, :] - x_in[:, None, :, :]).square().sum(-1)
+                d2.clamp_(max=-2 * _MIN_LOG_WEIGHT * float(scale.max()) ** 2)
             return torch.exp(d2 * (-0.5 / scale.square()))
         diff = x_out[:, :, None, :] / scale - x_in[:, None, :, :] / scale
-        return torch.exp(-0.5 * diff.square().sum(-1))
+        return torch.exp((-0.5 * diff.square().sum(-1)).clamp(min=_MIN_LOG_WEIGHT))
 
 
 class SetConvEncoder(nn.Module):
