@@ -37,7 +37,7 @@ def _median_ms(fn, n: int, sync=lambda: None) -> float:
 
 
 def speed(device: torch.device, n: int) -> dict:
-    """Median ms per training step (model only, pre-drawn tasks), data sampling, and one 512-point prediction."""
+    """Median ms per training step (pre-drawn tasks), sampling, one 512-point prediction."""
     sampler = make_dataset("gibbs-1d")
     g = torch.Generator().manual_seed(0)
     tasks = [sampler.sample(16, g).to(device) for _ in range(8)]
@@ -64,14 +64,14 @@ def speed(device: torch.device, n: int) -> dict:
         t = tasks[0].select(slice(0, 1))
         x = torch.linspace(-4, 4, 512, device=device).view(1, 512, 1)
         with torch.no_grad():
-            pred = _median_ms(lambda i, m=m: m(t.xc, t.yc, x, t.mask_c), n, sync)
+            pred = _median_ms(lambda i, m=m, t=t, x=x: m(t.xc, t.yc, x, t.mask_c), n, sync)
         key = f"{model}/{group}/{relax}"
         out[key] = {"train_step_ms": ms, "steps_per_second": 1e3 / ms, "predict_512_ms": pred}
     return out
 
 
 def quality(budgets: list[int], test_tasks: int) -> dict:
-    """Test log-likelihood of conv none / strict / fixed-inputs 0.5 after each budget of steps (same data, seed)."""
+    """Test log-likelihood of conv none / strict / fixed-inputs 0.5 after each budget of steps."""
     sampler = make_dataset("gibbs-1d")
     test = sampler.test_set(test_tasks, batch_size=16)
     oracle = oracle_loglik(sampler.oracle_loglik, test)
@@ -91,18 +91,32 @@ def quality(budgets: list[int], test_tasks: int) -> dict:
             if step in budgets:
                 ll = mean_loglik(model, test)
                 strict = mean_loglik(model, test, fixed_inputs=False) if model.has_fixed_inputs else ll
-                rows.append({"steps": step, "seconds": time.perf_counter() - t0, "loglik": ll,
-                             "loglik_strict": strict, "oracle_gap": oracle - ll})
+                rows.append(
+                    {
+                        "steps": step,
+                        "seconds": time.perf_counter() - t0,
+                        "loglik": ll,
+                        "loglik_strict": strict,
+                        "oracle_gap": oracle - ll,
+                    }
+                )
                 model.train()
 
-        train(model, sampler.batches(16, seed=exp.seed), max(budgets), device="cpu", callbacks=[at_budget],
-              progress=False)
+        train(
+            model,
+            sampler.batches(16, seed=exp.seed),
+            max(budgets),
+            device="cpu",
+            callbacks=[at_budget],
+            progress=False,
+        )
         out["models"][name] = rows
         print(name, rows[-1], flush=True)
     final = {k: v[-1]["loglik"] for k, v in out["models"].items()}
     out["approximate_beats_both"] = {
         str(b): all(
-            out["models"]["fixed-inputs-0.5"][i]["loglik"] > out["models"][k][i]["loglik"] for k in ("none", "strict")
+            out["models"]["fixed-inputs-0.5"][i]["loglik"] > out["models"][k][i]["loglik"]
+            for k in ("none", "strict")
         )
         for i, b in enumerate(budgets)
     }

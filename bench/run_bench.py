@@ -1,4 +1,4 @@
-"""`make bench`: run every ``bench/bench_*.py`` (each has ``run(quick: bool) -> dict``), write JSON under bench/results/.
+"""`make bench`: run every ``bench/bench_*.py`` (``run(quick: bool) -> dict``), JSON under bench/results/.
 
 Usage: ``python bench/run_bench.py [--quick] [NAME ...]`` (names without the ``bench_`` prefix).
 """

@@ -19,7 +19,9 @@ CONFIGS = [
 
 def _model(model, group, relaxation):
     torch.manual_seed(0)
-    return build_model(Experiment(model=model, group=group, relaxation=relaxation), 1, 1, ((-4.0, 4.0),)).eval()
+    return build_model(
+        Experiment(model=model, group=group, relaxation=relaxation), 1, 1, ((-4.0, 4.0),)
+    ).eval()
 
 
 @pytest.mark.parametrize("cfg", CONFIGS)
@@ -43,7 +45,9 @@ def test_padding_is_ignored(cfg, gibbs_tasks):
 
 @pytest.mark.parametrize("cfg", CONFIGS)
 def test_empty_context_sets_work(cfg):
-    task = Task(torch.zeros(2, 0, 1), torch.zeros(2, 0, 1), torch.linspace(-3, 3, 20).view(1, 20, 1).repeat(2, 1, 1))
+    task = Task(
+        torch.zeros(2, 0, 1), torch.zeros(2, 0, 1), torch.linspace(-3, 3, 20).view(1, 20, 1).repeat(2, 1, 1)
+    )
     dist = _model(*cfg).predict(task)
     assert torch.isfinite(dist.mean).all() and torch.isfinite(dist.stddev).all()
 
@@ -56,5 +60,10 @@ def test_task_rejects_bad_input():
     with pytest.raises(ValueError, match="nt = 0"):
         Task(torch.zeros(1, 3, 1), torch.zeros(1, 3, 1), torch.zeros(1, 0, 1))
     # NaN in padded (masked) context points is allowed: they are never read.
-    Task(torch.zeros(1, 2, 1), torch.tensor([[[1.0], [float("nan")]]]), torch.zeros(1, 1, 1), None,
-         torch.tensor([[True, False]]))
+    Task(
+        torch.zeros(1, 2, 1),
+        torch.tensor([[[1.0], [float("nan")]]]),
+        torch.zeros(1, 1, 1),
+        None,
+        torch.tensor([[True, False]]),
+    )

@@ -2,9 +2,9 @@
 
 import json
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,8 +29,15 @@ def test_environment_yml_lists_the_same_packages_as_pyproject():
 
 
 def test_torch_pin_lives_in_one_place():
-    hits = [p for p in ROOT.rglob("*") if p.is_file() and p.suffix in {".toml", ".yml", ".txt", ".cfg", ""}
-            and ".venv" not in p.parts and ".git" not in p.parts and "2.13.0" in p.read_text(errors="ignore")]
+    hits = [
+        p
+        for p in ROOT.rglob("*")
+        if p.is_file()
+        and p.suffix in {".toml", ".yml", ".txt", ".cfg", ""}
+        and ".venv" not in p.parts
+        and ".git" not in p.parts
+        and "2.13.0" in p.read_text(errors="ignore")
+    ]
     assert [p.name for p in hits] == ["Makefile"]
 
 

@@ -23,8 +23,16 @@ def small_run():
 
 def test_run_reports_every_metric(small_run):
     m = small_run.metrics
-    for key in ("loglik", "loglik_strict", "oracle_loglik", "oracle_gap", "delta_equiv", "orbit_error",
-                "train_seconds", "steps_per_second"):
+    for key in (
+        "loglik",
+        "loglik_strict",
+        "oracle_loglik",
+        "oracle_gap",
+        "delta_equiv",
+        "orbit_error",
+        "train_seconds",
+        "steps_per_second",
+    ):
         assert key in m and m[key] == m[key], key
     assert m["oracle_loglik"] > m["loglik"]  # the oracle is the ceiling
     assert m["oracle_gap"] == pytest.approx(m["oracle_loglik"] - m["loglik"])
@@ -64,7 +72,9 @@ def test_broken_checkpoints_give_clear_errors(small_run, tmp_path):
     with pytest.raises(CheckpointError, match="no checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
     # A checkpoint of a different architecture is refused, not half-loaded.
-    save_checkpoint(path, model=build_model(Experiment(model="deepsets", group="none"), 1, 1, ((-4, 4),)).state_dict())
+    save_checkpoint(
+        path, model=build_model(Experiment(model="deepsets", group="none"), 1, 1, ((-4, 4),)).state_dict()
+    )
     with pytest.raises(CheckpointError, match="does not fit"):
         load_run(tmp_path / "r")
 
@@ -107,8 +117,9 @@ def test_stop_callbacks_and_resume(gibbs, tmp_path):
             stop.set()
 
     ckpt = tmp_path / "c.pt"
-    hist = train(model, gibbs.batches(8, seed=0), 100, callbacks=[cb], stop=stop, checkpoint_path=ckpt,
-                 progress=False)
+    hist = train(
+        model, gibbs.batches(8, seed=0), 100, callbacks=[cb], stop=stop, checkpoint_path=ckpt, progress=False
+    )
     assert hist.stopped and hist.steps_done == 3 and [s for s, _ in seen] == [1, 2, 3]
     more = train(model, gibbs.batches(8, seed=1), 2, resume=ckpt, checkpoint_path=ckpt, progress=False)
     assert more.step == [1, 2, 3, 4, 5]
@@ -159,8 +170,22 @@ def test_cli_run_and_list(tmp_path, capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "gibbs-1d" in out and "fixed-inputs" in out and "T+flip" in out
-    assert main(["run", "--steps", "3", "--test-tasks", "16", "--out", str(tmp_path / "cli"), "--no-progress",
-                 "--json"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--steps",
+                "3",
+                "--test-tasks",
+                "16",
+                "--out",
+                str(tmp_path / "cli"),
+                "--no-progress",
+                "--json",
+            ]
+        )
+        == 0
+    )
     metrics = json.loads(capsys.readouterr().out)
     assert metrics == json.loads((tmp_path / "cli" / "metrics.json").read_text())
     assert load_run(tmp_path / "cli").experiment.steps == 3

@@ -38,5 +38,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         ) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise CheckpointError(f"{path} is not an AENP Workbench checkpoint (format {found!r}, expected {FORMAT!r})")
+        raise CheckpointError(
+            f"{path} is not an AENP Workbench checkpoint (format {found!r}, expected {FORMAT!r})"
+        )
     return data

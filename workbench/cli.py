@@ -1,4 +1,4 @@
-"""Command line: ``workbench run ...`` trains and evaluates an experiment; ``workbench list`` shows the choices."""
+"""Command line: ``workbench run ...`` trains and evaluates; ``workbench list`` shows choices."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -110,3 +111,108 @@ def orbit_error(
         total += float((err * valid).sum())
         count += int(valid.sum())
     return total / max(count, 1)
+
+
+def rotation_about(centre: Tensor, angle: float, batch: int, reflect: bool = False) -> Element:
+    """The 2-D rotation by ``angle`` radians (after y -> -y if ``reflect``) about ``centre [2]``."""
+    c, s = math.cos(angle), math.sin(angle)
+    m = torch.tensor([[c, -s], [s, c]], dtype=centre.dtype)
+    if reflect:
+        m = m @ torch.tensor([[1.0, 0.0], [0.0, -1.0]], dtype=centre.dtype)
+    offset = centre - centre @ m.T
+    return Element(m.expand(batch, 2, 2).clone(), offset.expand(batch, 2).clone())
+
+
+@torch.no_grad()
+def _fixed_element_error(
+    model: NeuralProcess, tasks: Sequence[Task], box: Box, make: Callable, **kw
+) -> float:
+    """Mean |mu(g.x; g.D) - mu(x; D)| for one element per task, targets in the box before and after."""
+    model.eval()
+    dev = _device(model)
+    total, count = 0.0, 0
+    for task in tasks:
+        g = make(task)
+        moved = transform_task(task, g)
+        mu = model.predict(task.to(dev), **kw).mean
+        mu_moved = model.predict(moved.to(dev), **kw).mean
+        valid = (inside_box(task.xt, box) & inside_box(moved.xt, box)).to(dev)
+        total += float(((mu_moved - mu).abs().mean(-1) * valid).sum())
+        count += int(valid.sum())
+    return total / max(count, 1)
+
+
+def _box_centre(box: Box) -> Tensor:
+    return torch.tensor([(lo + hi) / 2 for lo, hi in box])
+
+
+def orbit_error_by_element(
+    model: NeuralProcess, tasks: Sequence[Task], group: Group, box: Box, *, fixed_inputs: bool = True
+) -> dict[str, float]:
+    """Orbit error for every rotation/reflection of a 2-D point group about the box centre, by name."""
+    centre = _box_centre(box)
+    out = {}
+    for s in (False, True) if group.reflections else (False,):
+        for r in range(group.rotations):
+            deg = 360 * r / group.rotations
+            name = f"{'flip+' if s else ''}rot{deg:g}"
+            out[name] = _fixed_element_error(
+                model,
+                tasks,
+                box,
+                lambda t, d=deg, s=s: rotation_about(centre.to(t.xc.dtype), math.radians(d), t.batch_size, s),
+                fixed_inputs=fixed_inputs,
+            )
+    return out
+
+
+def orbit_error_vs_angle(
+    model: NeuralProcess,
+    tasks: Sequence[Task],
+    box: Box,
+    angles_deg: Sequence[float],
+    *,
+    fixed_inputs: bool = True,
+):
+    """Orbit error against rotation angle about the box centre, as an ``xarray.DataArray`` over ``angle``."""
+    import xarray as xr
+
+    centre = _box_centre(box)
+    errs = [
+        _fixed_element_error(
+            model,
+            tasks,
+            box,
+            lambda t, a=a: rotation_about(centre.to(t.xc.dtype), math.radians(a), t.batch_size),
+            fixed_inputs=fixed_inputs,
+        )
+        for a in angles_deg
+    ]
+    return xr.DataArray(
+        errs,
+        coords={"angle": ("angle", list(angles_deg), {"units": "degree"})},
+        dims="angle",
+        name="orbit_error",
+        attrs={"long_name": "mean |mu(g.x; g.D) - mu(x; D)|", "units": "same as y"},
+    )
+
+
+def lie_derivative_error(
+    model: NeuralProcess, tasks: Sequence[Task], box: Box, *, eps_deg: float = 0.5, fixed_inputs: bool = True
+) -> float:
+    """Small-angle (Lie-derivative-style) error: mean |mu(R_eps.x; R_eps.D) - mu(x; D)| / eps, eps in radians.
+
+    Zero for a model that commutes with infinitesimal rotations; finite differences over +-eps.
+    """
+    centre = _box_centre(box)
+    errs = [
+        _fixed_element_error(
+            model,
+            tasks,
+            box,
+            lambda t, a=a: rotation_about(centre.to(t.xc.dtype), math.radians(a), t.batch_size),
+            fixed_inputs=fixed_inputs,
+        )
+        for a in (eps_deg, -eps_deg)
+    ]
+    return sum(errs) / 2 / math.radians(eps_deg)

@@ -67,7 +67,7 @@ class Group:
                 mats.append(-torch.ones(1, 1, dtype=dtype))
             return torch.stack(mats)
         mats = []
-        for s in ((False, True) if self.reflections else (False,)):
+        for s in (False, True) if self.reflections else (False,):
             for r in range(self.rotations):
                 a = 2 * math.pi * r / self.rotations
                 m = torch.tensor([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]], dtype=dtype)
@@ -86,7 +86,7 @@ class Group:
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float32,
     ) -> Element:
-        """Random elements: a uniform point-group element about ``centre`` then a shift in ``[-shift, shift]^d``."""
+        """Random elements: a point-group element about ``centre``, then a shift in ``[-shift, shift]^d``."""
         self.check_dim(dim)
         mats = self.point_matrices(dim, dtype)
         idx = torch.randint(len(mats), (batch,), generator=generator)

@@ -56,7 +56,7 @@ class Run:
             return self.model.predict(task.to(dev), fixed_inputs=fixed_inputs)
 
     def predict_map(self, context: Any = None, grid: Any = None, **kwargs: Any):
-        """Maps of the prediction over space as an ``xarray.Dataset`` (see :func:`workbench.maps.predict_map`)."""
+        """Maps of the prediction as an ``xarray.Dataset`` (see :func:`workbench.maps.predict_map`)."""
         from workbench.maps import predict_map
 
         return predict_map(self, context=context, grid=grid, **kwargs)
@@ -72,7 +72,12 @@ class Run:
         """Write ``experiment.json``, ``model.pt``, ``history.json`` and ``metrics.json`` under ``path``."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        meta = {"experiment": self.experiment.to_dict(), "box": self.box, "dim_x": self.dim_x, "dim_y": self.dim_y}
+        meta = {
+            "experiment": self.experiment.to_dict(),
+            "box": self.box,
+            "dim_x": self.dim_x,
+            "dim_y": self.dim_y,
+        }
         (path / "experiment.json").write_text(json.dumps(meta, indent=2))
         (path / "history.json").write_text(json.dumps(self.history.to_dict()))
         (path / "metrics.json").write_text(json.dumps(self.metrics, indent=2))
@@ -175,7 +180,9 @@ def evaluate_run(r: Run, test_tasks: Sequence[Task], oracle: Any = None) -> dict
     """All metrics of a run on some test tasks (the oracle ones only when an oracle is given)."""
     exp, model = r.experiment, r.model
     m: dict[str, float] = {"loglik": mean_loglik(model, test_tasks)}
-    m["loglik_strict"] = mean_loglik(model, test_tasks, fixed_inputs=False) if model.has_fixed_inputs else m["loglik"]
+    m["loglik_strict"] = (
+        mean_loglik(model, test_tasks, fixed_inputs=False) if model.has_fixed_inputs else m["loglik"]
+    )
     if oracle is not None:
         m["oracle_loglik"] = oracle_loglik(oracle, test_tasks)
         m["oracle_gap"] = m["oracle_loglik"] - m["loglik"]

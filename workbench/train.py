@@ -120,7 +120,10 @@ def train(
         nonlocal last_good
         if checkpoint_path is not None:
             save_checkpoint(
-                checkpoint_path, model=model.state_dict(), optimizer=opt.state_dict(), history=history.to_dict()
+                checkpoint_path,
+                model=model.state_dict(),
+                optimizer=opt.state_dict(),
+                history=history.to_dict(),
             )
             last_good = history.steps_done
 
@@ -133,8 +136,12 @@ def train(
             loss = -model.loglik(task).mean()
             value = float(loss.detach())
             if not math.isfinite(value):
-                where = f"; the last good checkpoint (step {last_good}) is {checkpoint_path}" if last_good else ""
-                raise TrainingDiverged(f"loss became {value} at step {i}{where}. Try a smaller learning rate.")
+                where = (
+                    f"; the last good checkpoint (step {last_good}) is {checkpoint_path}" if last_good else ""
+                )
+                raise TrainingDiverged(
+                    f"loss became {value} at step {i}{where}. Try a smaller learning rate."
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from workbench.config import Experiment
+from workbench.groups import get_group
 from workbench.models.base import NeuralProcess
 from workbench.models.conv import ConvCNP
 from workbench.models.deepsets import DeepSetsCNP
 from workbench.models.transformer import TransformerNP
-from workbench.groups import get_group
 from workbench.nn.cnn import GroupConvBody
 from workbench.nn.fixed_inputs import Box, FixedInputs
 
@@ -35,7 +35,13 @@ def build_model(exp: Experiment, dim_x: int, dim_y: int, box: Box) -> NeuralProc
             fixed = FixedInputs(dim_x, exp.n_fixed, box, dropout=dropout)
         heads = 4 if width % 4 == 0 else 1
         return TransformerNP(
-            dim_x, dim_y, d_model=width, heads=heads, depth=depth, equivariant=exp.group != "none", fixed=fixed
+            dim_x,
+            dim_y,
+            d_model=width,
+            heads=heads,
+            depth=depth,
+            equivariant=exp.group != "none",
+            fixed=fixed,
         )
     # The conv family: the free model is a ConvCNP whose fixed inputs are never dropped.
     kwargs = dict(channels=width, depth=depth, symmetric=exp.group == "T+flip")
@@ -49,7 +55,9 @@ def build_model(exp: Experiment, dim_x: int, dim_y: int, box: Box) -> NeuralProc
         body = GroupConvBody(width + n_fixed, width, depth, kwargs["kernel"], exp.group.removeprefix("T+"))
         return ConvCNP(dim_x, dim_y, box, fixed=fixed, body=body, isotropic=True, **kwargs)
     if exp.group == "none":
-        return ConvCNP(dim_x, dim_y, box, fixed=FixedInputs(dim_x, max(exp.n_fixed, 1), box, dropout=0.0), **kwargs)
+        return ConvCNP(
+            dim_x, dim_y, box, fixed=FixedInputs(dim_x, max(exp.n_fixed, 1), box, dropout=0.0), **kwargs
+        )
     if exp.relaxation == "relaxed-conv":
         mixer = FixedInputs(dim_x, RELAXED_BANKS * depth, box, dropout=dropout)
         return ConvCNP(dim_x, dim_y, box, fixed=mixer, relaxed_banks=RELAXED_BANKS, **kwargs)

@@ -58,7 +58,9 @@ class ConvCNP(NeuralProcess):
             self.body = body
         elif self.relaxed:
             if fixed is None:
-                raise ValueError("relaxed convolution needs a mixer (FixedInputs with banks * depth channels)")
+                raise ValueError(
+                    "relaxed convolution needs a mixer (FixedInputs with banks * depth channels)"
+                )
             self.body = RelaxedConvBody(dim_x, channels, channels, depth, kernel, fixed, relaxed_banks)
         else:
             n_fixed = 0 if fixed is None else fixed.n_channels

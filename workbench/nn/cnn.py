@@ -76,7 +76,7 @@ class ConvBody(nn.Module):
 
 
 class GroupConvBody(nn.Module):
-    """Rotation/reflection-equivariant body: a group CNN on the square grid, ``[b, n, n, c_in] -> [b, n, n, channels]``.
+    """Rotation/reflection-equivariant body: a group CNN, ``[b, n, n, c_in] -> [b, n, n, channels]``.
 
     ``width`` is the plain-CNN channel budget; the group CNN gets ``width / sqrt(|G|)`` fields per group
     element (about the same number of parameters as a plain CNN of ``width`` channels).

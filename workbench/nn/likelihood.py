@@ -16,5 +16,5 @@ class HeteroscedasticNormal(nn.Module):
 
     def forward(self, raw: Tensor) -> Normal:  # noqa: D102
         mu, s = raw.chunk(2, dim=-1)
-        # No argument validation: it costs time every step, and NaNs are caught by the trainer with a clearer error.
+        # No argument validation: it costs time every step; the trainer catches NaNs with a clearer error.
         return Normal(mu, F.softplus(s).sqrt() + self.min_noise, validate_args=False)

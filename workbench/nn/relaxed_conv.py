@@ -23,7 +23,9 @@ class RelaxedConvBody(nn.Module):
     ) -> None:
         super().__init__()
         if mixer.n_channels != banks * depth:
-            raise ValueError(f"the mixer needs banks * depth = {banks * depth} channels, has {mixer.n_channels}")
+            raise ValueError(
+                f"the mixer needs banks * depth = {banks * depth} channels, has {mixer.n_channels}"
+            )
         self.dim, self.banks, self.channels = dim, banks, channels
         self.mixer = mixer
         self.convs = nn.ModuleList(

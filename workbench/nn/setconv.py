@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-
 #: exp() of arguments that underflow takes a slow path on x86 CPUs (14x slower here); weights below
 #: e^-60 are zero for every purpose, so the exponent is clamped there.
 _MIN_LOG_WEIGHT = -60.0
