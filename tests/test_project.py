@@ -2,6 +2,7 @@
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import tomllib
@@ -28,14 +29,28 @@ def test_environment_yml_lists_the_same_packages_as_pyproject():
     assert pip == conda, f"only in pyproject: {pip - conda}; only in environment.yml: {conda - pip}"
 
 
+def _project_files() -> list[Path]:
+    """Files the project ships: git-tracked when in a checkout, else everything outside build outputs."""
+    try:
+        out = subprocess.run(
+            ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True, text=True
+        ).stdout
+        return [ROOT / f for f in out.split("\0") if f]
+    except (OSError, subprocess.CalledProcessError):
+        skip = {".venv", ".git", "build", "dist"}
+        return [
+            p
+            for p in ROOT.rglob("*")
+            if p.is_file() and not skip & set(p.parts) and not any(x.endswith(".egg-info") for x in p.parts)
+        ]
+
+
 def test_torch_pin_lives_in_one_place():
     hits = [
         p
-        for p in ROOT.rglob("*")
+        for p in _project_files()
         if p.is_file()
         and p.suffix in {".toml", ".yml", ".txt", ".cfg", ""}
-        and ".venv" not in p.parts
-        and ".git" not in p.parts
         and "2.13.0" in p.read_text(errors="ignore")
     ]
     assert [p.name for p in hits] == ["Makefile"]
