@@ -1,11 +1,14 @@
-"""The one configuration object: a validated :class:`Experiment` (also the CLI flags and notebook parameters)."""
+"""The one configuration object: a validated :class:`Experiment` (also CLI flags, notebook parameters)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.groups import GROUPS, get_group
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 MODELS: dict[str, str] = {
     "conv": "ConvCNP: SetConv -> CNN -> SetConv (translations; symmetric kernels for T+flip; "
@@ -43,9 +46,15 @@ class Experiment:
     relaxation allows. For fixed inputs the per-task training dropout is ``p = 1 - strength``
     (0.5 = the paper's setting). With ``group="none"`` the model is free: the relaxation is unused and
     a conv model gets fixed inputs that are always on.
+
+    ``dataset`` is a name of ``workbench.data.registry.DATASETS``, ``era5:PATH`` (an ERA5 NetCDF with
+    ``t2m``), ``terrain:REGION`` (``alps``, ``rockies``, ``himalaya``, ``LON0,LON1,LAT0,LAT1`` or
+    ``TRAIN->TEST``), a path to a ``.nc`` file or an ``xarray.DataArray`` with lat/lon (a gridded field
+    of your own; see ``workbench.data.fields``). An in-memory field is not JSON: ``Run.save`` writes it
+    next to the run.
     """
 
-    dataset: str = "gibbs-1d"
+    dataset: str | xr.DataArray = "gibbs-1d"
     model: str = "conv"
     group: str = "T"
     relaxation: str = "fixed-inputs"
@@ -65,10 +74,9 @@ class Experiment:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the field, the value and the valid choices."""
-        from workbench.data.registry import DATASETS, dataset_dim
+        from workbench.data.fields import check_dataset
 
-        if not isinstance(self.dataset, str) or self.dataset not in DATASETS:
-            raise _choices("dataset", self.dataset, DATASETS)
+        dim = check_dataset(self.dataset)
         if self.model not in MODELS:
             raise _choices("model", self.model, MODELS)
         if self.group not in GROUPS:
@@ -107,17 +115,19 @@ class Experiment:
             )
         if self.relaxation == "relaxed-conv" and self.group.startswith(("T+C", "T+D")):
             raise ValueError(
-                f"Experiment.relaxation = 'relaxed-conv' is built for translation bodies, not {self.group!r}; "
+                "Experiment.relaxation = 'relaxed-conv' is built for translation bodies, "
+                f"not {self.group!r}; "
                 "use 'fixed-inputs' to relax a rotation group"
             )
         if self.relaxation == "relaxed-conv" and self.group == "none":
-            raise ValueError("Experiment.relaxation = 'relaxed-conv' relaxes a group; group 'none' has nothing to relax")
-        if self.dataset in DATASETS:
-            dim = dataset_dim(self.dataset)
-            try:
-                get_group(self.group).check_dim(dim)
-            except ValueError as err:
-                raise ValueError(f"Experiment.group = {self.group!r} with dataset {self.dataset!r}: {err}") from None
+            raise ValueError(
+                "Experiment.relaxation = 'relaxed-conv' relaxes a group; group 'none' has nothing to relax"
+            )
+        try:
+            get_group(self.group).check_dim(dim)
+        except ValueError as err:
+            name = self.dataset if isinstance(self.dataset, str) else "a gridded field"
+            raise ValueError(f"Experiment.group = {self.group!r} with dataset {name!r}: {err}") from None
 
     @property
     def is_free(self) -> bool:
@@ -138,5 +148,7 @@ class Experiment:
         names = {f.name for f in fields(cls)}
         unknown = set(d) - names
         if unknown:
-            raise ValueError(f"unknown Experiment fields {sorted(unknown)}; valid fields: {', '.join(sorted(names))}")
+            raise ValueError(
+                f"unknown Experiment fields {sorted(unknown)}; valid fields: {', '.join(sorted(names))}"
+            )
         return cls(**d)

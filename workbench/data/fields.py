@@ -85,7 +85,8 @@ class Stations:
         self.value = np.asarray(self.value, dtype=np.float64).reshape(-1)
         if not len(self.lon) == len(self.lat) == len(self.value):
             raise ValueError(
-                f"stations need as many lon ({len(self.lon)}), lat ({len(self.lat)}) as values ({len(self.value)})"
+                f"stations need as many lon ({len(self.lon)}) and lat ({len(self.lat)}) "
+                f"as values ({len(self.value)})"
             )
         ok = np.isfinite(self.lon) & np.isfinite(self.lat) & np.isfinite(self.value)
         if not ok.all():
@@ -142,7 +143,7 @@ class Draw:
 
 
 def collate(draws: Sequence[Draw]) -> Task:
-    """Stack draws into one :class:`Task`, padding contexts to the largest ``nc`` (``mask_c`` marks real ones)."""
+    """Stack draws into one :class:`Task`; contexts padded to the largest ``nc`` (``mask_c`` marks them)."""
     b = len(draws)
     nc = max(len(d.yc) for d in draws)
     nt = len(draws[0].yt)
@@ -188,9 +189,10 @@ def split_points(n: int, nc: int, nt: int, rng: np.random.Generator) -> tuple[np
 class GeoSampler:
     """Base class of the geographic task samplers (no oracle).
 
-    Subclasses set ``name``, ``coords``, ``train_region`` and implement :meth:`_draw` (one task of a
-    split) and :meth:`context` (a map's context from a key such as a month). ``box`` is the training
-    region in model coordinates: where fixed inputs are non-zero.
+    Subclasses set ``name`` and ``train_region`` and implement :meth:`_normalisation` (output mean and
+    std over the training data, read on first use of ``coords``), :meth:`_draw` (one task of a split)
+    and :meth:`context` (a map's context from a key such as a month). ``box`` is the training region
+    in model coordinates: where fixed inputs are non-zero.
     """
 
     name: str = "geo"
@@ -199,7 +201,7 @@ class GeoSampler:
     variable: str = "temperature"
     long_name: str = "temperature"
 
-    def __init__(self, *, train_region: Region, span: float = 2.0) -> None:
+    def __init__(self, *, train_region: Region, span: float = 3.0) -> None:
         self.train_region = tuple(float(v) for v in train_region)
         self.span = float(span)
 
@@ -212,7 +214,9 @@ class GeoSampler:
     def coords(self) -> Coords:
         """Lon/lat <-> model inputs and physical <-> model outputs (normalisation from training data)."""
         mean, std = self._normalisation()
-        return Coords.for_region(self.train_region, self.span, y_mean=mean, y_std=std, **self._coords_kwargs())
+        return Coords.for_region(
+            self.train_region, self.span, y_mean=mean, y_std=std, **self._coords_kwargs()
+        )
 
     def _coords_kwargs(self) -> dict[str, Any]:
         return {}
@@ -238,7 +242,7 @@ class GeoSampler:
         return self.train_region
 
     def elevation_at(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray | None:
-        """Surface elevation (m) at points in degrees, NaN where unknown; ``None`` when the source has none."""
+        """Surface elevation (m) at points in degrees, NaN where unknown; ``None`` if the source has none."""
         return None
 
     # --- tasks -----------------------------------------------------------------------------------
@@ -292,8 +296,10 @@ class GeoSampler:
 
     def extra_metrics(self, run: Run) -> dict[str, float]:
         """Correlation of the learned breaking field with elevation (and the true breaking term)."""
+        if self.elevation_at(np.zeros(1), np.zeros(1)) is None:
+            return {}
         contexts = self.score_contexts()
-        if not contexts or self.elevation_at(np.zeros(1), np.zeros(1)) is None:
+        if not contexts:
             return {}
         from workbench.maps import breaking_scores
 
@@ -357,7 +363,7 @@ class FieldSampler(GeoSampler):
         nc_min: int = 10,
         nc_max: int = 200,
         nt: int = 128,
-        span: float = 2.0,
+        span: float = 3.0,
         planar: bool = False,
     ) -> None:
         field = check_field(field)
@@ -431,7 +437,9 @@ class FieldSampler(GeoSampler):
             hit = [i for i, s in enumerate(text) if s.startswith(str(key))]
             if hit:
                 return hit[0]
-            raise ValueError(f"context = {key!r} matches no time step; the data run from {text[0]} to {text[-1]}")
+            raise ValueError(
+                f"context = {key!r} matches no time step; the data run from {text[0]} to {text[-1]}"
+            )
         raise ValueError(f"context = {key!r}: give an index in [0, {n})")
 
     def context(self, key: Any = None, n_stations: int | None = None, seed: int = 0) -> Stations:
@@ -502,14 +510,16 @@ def check_field(field: xr.DataArray) -> xr.DataArray:
     if not isinstance(field, xr.DataArray):
         raise TypeError(f"a field must be an xarray.DataArray, got {type(field).__name__}")
     field, _ = _standardise(field, f"field {_describe(field)}")
-    if "time" not in field.dims:
-        extra = [d for d in field.dims if d not in ("lat", "lon")]
-        if len(extra) > 1:
-            raise ValueError(
-                f"field {_describe(field)} has dims {tuple(field.dims)}: besides lat/lon it may have one "
-                "time (sample) dimension"
-            )
-        field = field.rename({extra[0]: "time"}) if extra else field.expand_dims("time")
+    extra = [d for d in field.dims if d not in ("lat", "lon")]
+    if len(extra) > 1:
+        raise ValueError(
+            f"field {_describe(field)} has dims {tuple(field.dims)}: besides lat/lon it may have one "
+            "time (sample) dimension"
+        )
+    if not extra:
+        field = field.expand_dims("time")
+    elif extra[0] != "time":
+        field = field.rename({extra[0]: "time"})
     field = field.transpose("time", "lat", "lon")
     if 0 in field.shape:
         empty = [d for d, s in field.sizes.items() if s == 0]
@@ -552,7 +562,9 @@ def as_field(obj: Any) -> tuple[xr.DataArray, xr.DataArray | None, bool]:
         obj = _open(str(path.resolve()), path.stat().st_mtime)
     if isinstance(obj, xr.Dataset):
         candidates = [
-            n for n, v in obj.data_vars.items() if n not in ELEVATION_NAMES and v.ndim >= 2 and _spatial_names(v)
+            n
+            for n, v in obj.data_vars.items()
+            if n not in ELEVATION_NAMES and v.ndim >= 2 and _spatial_names(v)
         ]
         preferred = [n for n in ("t2m", "temperature", "tas", "tmax", "value") if n in candidates]
         if preferred:
@@ -606,7 +618,8 @@ def read_era5(path: str | os.PathLike) -> tuple[xr.DataArray, xr.DataArray | Non
     missing = [c for c in ("latitude", "longitude") if c not in ds.coords and c not in ds.dims]
     if missing:
         raise ValueError(
-            f"ERA5 file {str(path)!r} lacks coordinate(s) {missing}; its coordinates are {sorted(map(str, ds.coords))}"
+            f"ERA5 file {str(path)!r} lacks coordinate(s) {missing}; "
+            f"its coordinates are {sorted(map(str, ds.coords))}"
         )
     if "valid_time" in ds.dims and "time" not in ds.dims:
         ds = ds.rename({"valid_time": "time"})
@@ -648,17 +661,17 @@ class HadCM3Sampler(FieldSampler):
         nc_min: int = 20,
         nc_max: int = 300,
         nt: int = 128,
-        span: float = 2.0,
+        span: float = 3.0,
     ) -> None:
         field = _hadcm3(str(dataset_file("hadcm3_north_america.nc")))
         years = field["time"].dt.year.values
         splits = {
             s: np.flatnonzero((years >= lo) & (years <= hi))
-            for s, (lo, hi) in zip(("train", "val", "test"), (train_years, val_years, test_years), strict=True)
+            for s, (lo, hi) in zip(
+                ("train", "val", "test"), (train_years, val_years, test_years), strict=True
+            )
         }
-        super().__init__(
-            field, name=self.name, splits=splits, nc_min=nc_min, nc_max=nc_max, nt=nt, span=span
-        )
+        super().__init__(field, name=self.name, splits=splits, nc_min=nc_min, nc_max=nc_max, nt=nt, span=span)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -666,16 +679,19 @@ class HadCM3Sampler(FieldSampler):
 # --------------------------------------------------------------------------------------------------
 
 
-def _invalid(value: Any, reason: str = "") -> ValueError:
+def _invalid(value: Any, reason: str, what: str) -> ValueError:
     from workbench.data.registry import DATASETS
 
     why = f": {reason}" if reason else ""
     choices = ", ".join([*DATASETS, *DATASET_FORMS])
-    return ValueError(f"Experiment.dataset = {_describe(value)} is not valid{why}; choose one of: {choices}")
+    return ValueError(f"{what} = {_describe(value)} is not valid{why}; choose one of: {choices}")
 
 
-def check_dataset(value: Any) -> int:
-    """Input dimension of a valid ``Experiment.dataset`` value, or a ``ValueError`` naming what is wrong."""
+def check_dataset(value: Any, what: str = "Experiment.dataset") -> int:
+    """Input dimension of a valid ``Experiment.dataset`` value, or a ``ValueError`` naming what is wrong.
+
+    Files are opened lazily (headers only for NetCDF), so checking is cheap.
+    """
     from workbench.data.registry import DATASETS
 
     if isinstance(value, str):
@@ -697,15 +713,15 @@ def check_dataset(value: Any) -> int:
                 as_field(value)
                 return 2
         except (ValueError, FileNotFoundError, TypeError) as err:
-            raise _invalid(value, str(err)) from None
-        raise _invalid(value)
+            raise _invalid(value, str(err), what) from None
+        raise _invalid(value, "", what)
     if isinstance(value, (xr.DataArray, xr.Dataset)):
         try:
             as_field(value)
         except (ValueError, TypeError) as err:
-            raise _invalid(value, str(err)) from None
+            raise _invalid(value, str(err), what) from None
         return 2
-    raise _invalid(value)
+    raise _invalid(value, "", what)
 
 
 _USER_CACHE: dict[int, tuple[Any, GeoSampler]] = {}
@@ -744,7 +760,7 @@ def make_geo_dataset(dataset: Any, **kwargs: Any) -> GeoSampler:
     Without ``kwargs`` samplers are cached (files are read once per process, and again only when
     they change), so rebuilding one from a run's experiment for a map is cheap.
     """
-    check_dataset(dataset)
+    check_dataset(dataset, what="dataset")
     if isinstance(dataset, str):
         path = _file_of(dataset)
         if kwargs:

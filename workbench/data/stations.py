@@ -8,7 +8,7 @@ from the held-out stations, or, in the sparse early years when fewer than 64 are
 them topped up by drawing again from them with replacement. Months with fewer than ``min_stations``
 (20) reporting stations are skipped.
 
-Years: train <= 1980 (1027 usable months), validation 1981-1988 (96), test 1989-1997 (108 months;
+Years: train <= 1980 (1032 usable months), validation 1981-1988 (96), test 1989-1997 (108 months;
 ``test_set(n)`` cycles through them in order, each time with a fresh random split). Variables:
 ``tmax`` (default), ``tmin``, or ``tmax-anomaly`` / ``tmin-anomaly`` = the value minus the station's
 calendar-month mean over the training years (NaN for a station with no training data that month).
@@ -58,7 +58,7 @@ class ColoradoSampler(GeoSampler):
         train_years: tuple[int, int] = (1895, 1980),
         val_years: tuple[int, int] = (1981, 1988),
         test_years: tuple[int, int] = (1989, 1997),
-        span: float = 2.0,
+        span: float = 3.0,
     ) -> None:
         if variable not in VARIABLES:
             raise ValueError(f"variable = {variable!r} is not valid; choose one of: {', '.join(VARIABLES)}")
@@ -162,7 +162,9 @@ class ColoradoSampler(GeoSampler):
         months = np.datetime_as_string(d["time"], unit="M")
         hit = np.flatnonzero(months == text)
         if not len(hit):
-            raise ValueError(f"context = {key!r} is not a month of the data; give 'YYYY-MM' in 1895-01 .. 1997-12")
+            raise ValueError(
+                f"context = {key!r} is not a month of the data; give 'YYYY-MM' in 1895-01 .. 1997-12"
+            )
         return int(hit[0])
 
     def context(self, key: Any = "1990-07") -> Stations:
@@ -172,7 +174,9 @@ class ColoradoSampler(GeoSampler):
         row = d["values"][t]
         ok = np.isfinite(row)
         if not ok.any():
-            raise ValueError(f"no station reported {self.variable} in {np.datetime_as_string(d['time'][t], 'M')}")
+            raise ValueError(
+                f"no station reported {self.variable} in {np.datetime_as_string(d['time'][t], 'M')}"
+            )
         label = f"{np.datetime_as_string(d['time'][t], unit='M')}"
         return Stations(d["lon"][ok], d["lat"][ok], row[ok], label, COLORADO_REGION, d["elevation"][ok])
 

@@ -99,7 +99,9 @@ def _global_elevation(path: str, region: Region, margin: float = 1.0) -> xr.Data
     """A subset of the global 5 arc-minute grid (only that part of the file is read)."""
     lon0, lon1, lat0, lat1 = region
     with xr.open_dataset(path) as ds:
-        sub = ds["elevation"].sel(lat=slice(lat0 - margin, lat1 + margin), lon=slice(lon0 - margin, lon1 + margin))
+        sub = ds["elevation"].sel(
+            lat=slice(lat0 - margin, lat1 + margin), lon=slice(lon0 - margin, lon1 + margin)
+        )
         return sub.load()
 
 
@@ -123,7 +125,7 @@ class TerrainSampler(GeoSampler):
         nc_max: int = 150,
         nt: int = 128,
         n_features: int = 256,
-        span: float = 2.0,
+        span: float = 3.0,
     ) -> None:
         super().__init__(train_region=train_region, span=span)
         self.name = name
@@ -135,7 +137,12 @@ class TerrainSampler(GeoSampler):
         self.offset_mean, self.offset_sd = float(offset_mean), float(offset_sd)
         if not 0 <= nc_min <= nc_max or nt < 1:
             raise ValueError(f"need 0 <= nc_min <= nc_max and nt >= 1, got {nc_min}, {nc_max}, {nt}")
-        self.nc_min, self.nc_max, self.nt, self.n_features = int(nc_min), int(nc_max), int(nt), int(n_features)
+        self.nc_min, self.nc_max, self.nt, self.n_features = (
+            int(nc_min),
+            int(nc_max),
+            int(nt),
+            int(n_features),
+        )
         self._check_test_fits()
 
     def _check_test_fits(self) -> None:

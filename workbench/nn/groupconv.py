@@ -4,7 +4,7 @@ Conventions used throughout (tests pin them down):
 
 * Fields live on a square, centred grid ``[batch, channels, H, W]``; centred coordinates of pixel
   ``(i, j)`` are ``(u, v) = (i - c, j - c)`` with ``c = (H - 1) / 2`` (u = row, v = column).
-* A rotation by ``theta`` acts on a scalar field as ``(R f)(u, v) = f(A u)`` with
+* A rotation by ``theta`` acts on a scalar field as ``(R f)(u, v) = f(A (u, v))`` with
   ``A = [[cos, sin], [-sin, cos]]``; at 90 degrees this is exactly ``torch.rot90(f, 1, dims=(-2, -1))``.
   The reflection ``F`` is ``torch.flip(f, dims=(-1,))`` (mirror the columns).
 * Group element ``(r, s)`` with ``r`` in ``0..n-1``, ``s`` in ``{0, 1}`` is the operator ``R^r F^s``
@@ -15,10 +15,20 @@ Conventions used throughout (tests pin them down):
   The lifting convolution satisfies ``lift(R_h x) = L_h lift(x)``, group convolutions commute with ``L_h``,
   and pooling over the group axis turns ``L_h`` back into ``R_h``, so ``GroupCNN(R x) = R GroupCNN(x)``.
 
-Rotations by multiples of 90 degrees are exact index permutations (``rot90`` / ``flip``). Other angles
-(C8, D8, ...) rotate the filters by bilinear interpolation; the kernel support is then masked to the disc
-of radius ``(k - 1) / 2`` so rotated filters never leave the ``k x k`` window. The linear map "filter on the
-disc -> all rotated copies" is built once per ``(kernel_size, group)``, cached, and applied with one matmul.
+Rotations by multiples of 90 degrees are exact index permutations (``rot90`` / ``flip``). For other angles
+(C8, D8, ...) the filter parameters live on the disc of radius ``(k - 1) / 2`` inside the ``k x k`` window
+(``filter_support``), and a fixed linear map "disc pixels -> all |G| rotated ``k x k`` copies" is built once
+per ``(kernel_size, group, interpolation)``, cached, and applied with one matmul per forward:
+
+* ``interpolation="gaussian"`` (default): the parameters are weights of Gaussian bumps (width
+  ``GAUSSIAN_WIDTH`` px) on the disc pixels, tapered smoothly to zero at radius ``(k - 1) / 2 + 1/2``;
+  each copy samples the rotated continuous filter. Measured 2-3x smaller 45-degree equivariance error
+  than bilinear (about 1% vs 2% at depth 4, kernel 5, on smooth fields), at the price of blurrier filters.
+* ``interpolation="bilinear"``: the identity copy is the raw disc filter; rotated copies are bilinear splats
+  (the adjoint of bilinear sampling, which keeps each filter's sum and first moments exact).
+
+Quarter turns are always applied as exact permutations on top of a residual angle in [0, 90) degrees, so
+C8/D8 networks are exactly (to float rounding) equivariant to rot90 and flips.
 """
 
 from __future__ import annotations
@@ -146,7 +156,7 @@ def _check_kernel_size(kernel_size: int) -> None:
 
 @cache
 def _support(kernel_size: int, disc: bool) -> Tensor:
-    """Bool ``[k, k]``: the full square, or the disc of radius (k - 1) / 2 that rotations keep in the window."""
+    """Bool ``[k, k]``: the full square, or the disc of radius (k - 1) / 2 (rotations keep it inside)."""
     if not disc:
         return torch.ones(kernel_size, kernel_size, dtype=torch.bool)
     c = (kernel_size - 1) / 2
@@ -163,53 +173,80 @@ def filter_support(kernel_size: int, group: GroupSpec | str) -> Tensor:
 
 
 def _exact_permutation(kernel_size: int, g: Element) -> Tensor:
-    """``[k*k]`` long: ``(R^r F^s K).flatten() = K.flatten()[perm]`` for rotations by multiples of 90 degrees."""
+    """``[k*k]`` long: ``(R^r F^s K).flatten() = K.flatten()[perm]`` (r counts quarter turns)."""
     grid = torch.arange(kernel_size * kernel_size).view(kernel_size, kernel_size)
     if g[1]:
         grid = torch.flip(grid, dims=(-1,))
     return torch.rot90(grid, g[0], dims=(-2, -1)).flatten()
 
 
-_ROT_METHOD = "splat"
+INTERPOLATIONS = ("gaussian", "bilinear")
+# Width (pixels) of the Gaussian bumps that turn disc-pixel parameters into a continuous filter. Wider is more
+# equivariant but blurrier: the filter's response is damped by exp(-(0.8 * omega)^2 / 2), 0.04 at Nyquist.
+GAUSSIAN_WIDTH = 0.8
 
 
-def _bilinear_rotation(kernel_size: int, theta: float, mask: Tensor) -> Tensor:
-    """``[k*k, k*k]`` float64 map rotating a disc-supported kernel by ``theta`` with bilinear interpolation."""
+def _bilinear_splat(kernel_size: int, theta: float, mask: Tensor) -> Tensor:
+    """``[k*k, k*k]`` float64 map moving each disc pixel to its rotated position by bilinear splatting.
+
+    Splatting (the adjoint of bilinear sampling) spreads each pixel over the 4 grid points around its rotated
+    position, so a filter's sum and first moments rotate exactly; plain bilinear sampling does not (the
+    centre pixel gains 34% mass at 45 degrees) and measured ~3x larger equivariance errors.
+    """
     k = kernel_size
     c = (k - 1) / 2
     out = torch.zeros(k * k, k * k, dtype=torch.float64)
     cos, sin = math.cos(theta), math.sin(theta)
-    for i in range(k):
-        for j in range(k):
-            if not mask[i, j]:
-                continue
-            u, v = i - c, j - c
-            if _ROT_METHOD == "splat":
-                su, sv = round(cos * u - sin * v + c, 12), round(sin * u + cos * v + c, 12)
-            else:
-                su, sv = round(cos * u + sin * v + c, 12), round(-sin * u + cos * v + c, 12)
-            i0, j0 = math.floor(su), math.floor(sv)
-            fu, fv = su - i0, sv - j0
-            for di, wi in ((0, 1 - fu), (1, fu)):
-                for dj, wj in ((0, 1 - fv), (1, fv)):
-                    ii, jj = i0 + di, j0 + dj
-                    w = wi * wj
-                    if w != 0 and 0 <= ii < k and 0 <= jj < k:
-                        if _ROT_METHOD == "splat":
-                            out[ii * k + jj, i * k + j] += w
-                        elif mask[ii, jj]:
-                            out[i * k + j, ii * k + jj] += w
+    for i, j in mask.nonzero().tolist():
+        u, v = i - c, j - c
+        # Mass at (u, v) lands at A(theta)^-1 (u, v); rounding kills 1e-16 noise at exact points.
+        du, dv = round(cos * u - sin * v + c, 12), round(sin * u + cos * v + c, 12)
+        i0, j0 = math.floor(du), math.floor(dv)
+        fu, fv = du - i0, dv - j0
+        for ii, wi in ((i0, 1 - fu), (i0 + 1, fu)):
+            for jj, wj in ((j0, 1 - fv), (j0 + 1, fv)):
+                # Rotated disc points stay within radius c, so their neighbours stay inside the k x k box.
+                if wi * wj != 0 and 0 <= ii < k and 0 <= jj < k:
+                    out[ii * k + jj, i * k + j] += wi * wj
     return out
 
 
+def _gaussian_rotation(kernel_size: int, theta: float, mask: Tensor) -> Tensor:
+    """``[k*k, k*k]`` float64 map: sample the rotated continuous filter ``win(|x|) sum_j w_j N(x; p_j, s^2)``.
+
+    Every copy (the identity included) is a sample of the same smooth, radially tapered function, so all
+    copies are equally blurred and the lattice sums of sampled Gaussians are rotation-invariant to ~1e-4.
+    """
+    k = kernel_size
+    c = (k - 1) / 2
+    coords = torch.arange(k, dtype=torch.float64) - c
+    u, v = (t.flatten() for t in torch.meshgrid(coords, coords, indexing="ij"))
+    su, sv = math.cos(theta) * u + math.sin(theta) * v, -math.sin(theta) * u + math.cos(theta) * v
+    d2 = (su[:, None] - u[None, :]) ** 2 + (sv[:, None] - v[None, :]) ** 2
+    s2 = GAUSSIAN_WIDTH**2
+    bumps = torch.exp(-d2 / (2 * s2)) / (2 * math.pi * s2) * mask.flatten()[None, :]
+    # A smooth cos^2 taper from radius c - 1/2 to c + 1/2 instead of a hard disc edge: a hard edge cuts the
+    # rotated copies differently on the lattice and roughly doubled the error at depth.
+    t = ((torch.sqrt(u**2 + v**2) - (c - 0.5)) / 1.0).clamp(0, 1)
+    return torch.cos(t * math.pi / 2)[:, None] ** 2 * bumps
+
+
+def _check_interpolation(interpolation: str) -> None:
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
+
+
 @cache
-def _transform(kernel_size: int, group: GroupSpec) -> tuple[str, Tensor, Tensor]:
+def _transform(
+    kernel_size: int, group: GroupSpec, interpolation: str = "gaussian"
+) -> tuple[str, Tensor, Tensor]:
     """Cached filter transform: ``("index", [order, k*k] long)`` or ``("matrix", [order*k*k, S] float64)``.
 
     Both act on the S support pixels of a filter (row-major order within ``filter_support``) and give the
     ``order`` transformed ``k x k`` filters; the third item is the ``[S]`` long index of the support pixels.
     """
     _check_kernel_size(kernel_size)
+    _check_interpolation(interpolation)
     kk = kernel_size * kernel_size
     mask = _support(kernel_size, not group.exact_on_grid)
     support = mask.flatten().nonzero().squeeze(1)
@@ -224,11 +261,12 @@ def _transform(kernel_size: int, group: GroupSpec) -> tuple[str, Tensor, Tensor]
         # that the filter bank is exactly covariant under rot90 whenever n is a multiple of 4.
         quarter = (4 * r) // group.n
         residual = 2 * math.pi * r / group.n - quarter * math.pi / 2
-        mat = (
-            _bilinear_rotation(kernel_size, residual, mask)
-            if residual > 1e-12
-            else torch.diag(mask.flatten().double())
-        )
+        if interpolation == "gaussian":
+            mat = _gaussian_rotation(kernel_size, residual, mask)
+        elif residual > 1e-12:
+            mat = _bilinear_splat(kernel_size, residual, mask)
+        else:
+            mat = torch.diag(mask.flatten().double())
         mat = eye[_exact_permutation(kernel_size, (quarter % 4, 0))] @ mat
         mats.append(mat @ flip if s else mat)
     matrix = torch.cat(mats, dim=0)[:, support]
@@ -242,16 +280,18 @@ def _rotated_bank(weight: Tensor, kind: str, table: Tensor) -> Tensor:
     return weight @ table.to(weight.dtype).T
 
 
-def rotate_filters(w: Tensor, group: GroupSpec | str) -> Tensor:
+def rotate_filters(w: Tensor, group: GroupSpec | str, interpolation: str = "gaussian") -> Tensor:
     """Stack of transformed filters: ``[..., k, k] -> [..., order, k, k]`` (entry g is ``R_g w``).
 
-    For groups with non-90-degree rotations the input is first masked to the disc (``filter_support``).
+    Exact (rot90 / flip) for C1, C2, C4, D1, D2, D4. Otherwise only the disc pixels of ``w``
+    (``filter_support``) are used and every copy is resampled (see ``interpolation`` in the module docstring),
+    so even the identity copy of a ``"gaussian"`` bank is a smoothed ``w``.
     """
     group = _as_group(group)
     k = w.shape[-1]
     if w.shape[-2] != k:
         raise ValueError(f"filters must be square [..., k, k], got {tuple(w.shape)}")
-    kind, table, support = _transform(k, group)
+    kind, table, support = _transform(k, group, interpolation)
     flat = w.reshape(*w.shape[:-2], k * k)[..., support.to(w.device)]
     bank = _rotated_bank(flat, kind, table.to(w.device))
     return bank.reshape(*w.shape[:-2], group.order, k, k)
@@ -307,16 +347,31 @@ def act_on_regular(y: Tensor, group: GroupSpec | str, g: Element, mode: str = "b
 class _GroupConvBase(nn.Module):
     """Shared buffers and helpers of the lifting and group convolutions."""
 
-    def _setup(self, in_channels: int, out_channels: int, kernel_size: int, group: GroupSpec | str) -> None:
+    def _setup(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        group: GroupSpec | str,
+        interpolation: str,
+    ) -> None:
         _check_kernel_size(kernel_size)
+        _check_interpolation(interpolation)
         self.group = _as_group(group)
+        self.interpolation = interpolation
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = kernel_size
-        kind, table, support = _transform(kernel_size, self.group)
+        kind, table, support = _transform(kernel_size, self.group, interpolation)
         self._kind = kind
-        # Buffers (not persistent): derived from (kernel_size, group), so they need not be saved.
-        table = table.clone() if kind == "index" else table.to(torch.get_default_dtype())
+        # Kaiming fan-in per input field: S for exact groups. Smoothed copies have squared norm E << S (white
+        # inputs see E, smooth inputs see the filter sum, i.e. S); fan-in S shrank activations ~2x per
+        # layer, fan-in E grew them ~2x, so use the geometric mean sqrt(S * E): depth-5 nets stay near 1.
+        energy = float(support.numel() if kind == "index" else table.pow(2).sum() / self.group.order)
+        self._filter_energy = math.sqrt(support.numel() * energy)
+        # Buffers (not persistent): derived from (kernel_size, group), so they need not be saved. The matrix
+        # stays float64 (cast per forward, it is tiny) so that .double() models get exact filters.
+        table = table.clone()
         self.register_buffer("_table", table, persistent=False)
         self.register_buffer("_support_index", support.clone(), persistent=False)
         self.n_support = int(support.numel())
@@ -326,14 +381,16 @@ class _GroupConvBase(nn.Module):
         return None if self.bias is None else self.bias.repeat_interleave(self.group.order)
 
     def extra_repr(self) -> str:
+        """Layer summary for ``print(module)``."""
         return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, group={self.group.name}, "
-            f"support={self.n_support}/{self.kernel_size**2}, bias={self.bias is not None}"
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"group={self.group.name}, support={self.n_support}/{self.kernel_size**2}, "
+            f"interpolation={self.interpolation!r}, bias={self.bias is not None}"
         )
 
 
 class LiftingConv2d(_GroupConvBase):
-    """Lifting convolution: ``[batch, c_in, H, W] -> [batch, c_out, group, H, W]``, ``out[:, :, g] = x * R_g w``.
+    """Lifting conv ``[batch, c_in, H, W] -> [batch, c_out, group, H, W]``, ``out[:, :, g] = x * R_g w``.
 
     Parameters: ``weight [c_out, c_in, S]`` on the S support pixels (``filter_support``), ``bias [c_out]``.
     """
@@ -346,13 +403,14 @@ class LiftingConv2d(_GroupConvBase):
         group: GroupSpec | str,
         bias: bool = True,
         gain: float = math.sqrt(2.0),
+        interpolation: str = "gaussian",
     ) -> None:
         super().__init__()
-        self._setup(in_channels, out_channels, kernel_size, group)
+        self._setup(in_channels, out_channels, kernel_size, group, interpolation)
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, self.n_support))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
-        # Kaiming fan-in: each output map sees c_in filters of S pixels.
-        nn.init.normal_(self.weight, std=gain / math.sqrt(in_channels * self.n_support))
+        # Kaiming fan-in: each output map sees c_in filters.
+        nn.init.normal_(self.weight, std=gain / math.sqrt(in_channels * self._filter_energy))
 
     def full_weight(self) -> Tensor:
         """The conv2d weight ``[c_out * group, c_in, k, k]`` (output channel index ``o * order + g``)."""
@@ -381,15 +439,16 @@ class GroupConv2d(_GroupConvBase):
         group: GroupSpec | str,
         bias: bool = True,
         gain: float = math.sqrt(2.0),
+        interpolation: str = "gaussian",
     ) -> None:
         super().__init__()
-        self._setup(in_channels, out_channels, kernel_size, group)
+        self._setup(in_channels, out_channels, kernel_size, group, interpolation)
         order, kk = self.group.order, kernel_size * kernel_size
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, order, self.n_support))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
-        nn.init.normal_(self.weight, std=gain / math.sqrt(in_channels * order * self.n_support))
+        nn.init.normal_(self.weight, std=gain / math.sqrt(in_channels * order * self._filter_energy))
         # gather[g, i, h, p] indexes the flattened bank [c_in, order(h'), order(g), k*k] so that one gather
-        # yields the conv weight in its final [c_out, g, c_in, h, p] layout: h' = g^-1 h, spatially rotated by g.
+        # yields the conv weight in its final [c_out, g, c_in, h, p] layout: h' = g^-1 h, rotated by g.
         rel = self.group.cayley_table()[self.group.inverse_indices()]  # rel[g, h] = index(g^-1 h)
         g_idx = torch.arange(order)
         per_in = (rel * order + g_idx[:, None])[:, :, None] * kk + torch.arange(kk)  # [g, h, p]
@@ -397,7 +456,7 @@ class GroupConv2d(_GroupConvBase):
         self.register_buffer("_gather", gather.flatten(), persistent=False)
 
     def full_weight(self) -> Tensor:
-        """The conv2d weight ``[c_out * group, c_in * group, k, k]`` (index ``o * order + g``, ``i * order + h``)."""
+        """Conv2d weight ``[c_out * group, c_in * group, k, k]``: rows ``o*order+g``, cols ``i*order+h``."""
         o, i, k, order = self.out_channels, self.in_channels, self.kernel_size, self.group.order
         bank = _rotated_bank(self.weight, self._kind, self._table)  # [o, i, order(h'), order(g) * k * k]
         full = bank.reshape(o, -1)[:, self._gather]
@@ -430,6 +489,7 @@ class GroupPool(nn.Module):
         return x.mean(dim=2) if self.mode == "mean" else x.amax(dim=2)
 
     def extra_repr(self) -> str:
+        """Layer summary for ``print(module)``."""
         return f"mode={self.mode!r}"
 
 
@@ -453,6 +513,7 @@ class GroupCNN(nn.Module):
         depth: int,
         group: GroupSpec | str,
         pool: str = "mean",
+        interpolation: str = "gaussian",
     ) -> None:
         super().__init__()
         if depth < 2:
@@ -460,12 +521,13 @@ class GroupCNN(nn.Module):
         self.group = _as_group(group)
         self.in_channels, self.channels, self.out_channels = in_channels, channels, out_channels
         self.kernel_size, self.depth = kernel_size, depth
-        self.lift = LiftingConv2d(in_channels, channels, kernel_size, self.group)
+        kw = {"interpolation": interpolation}
+        self.lift = LiftingConv2d(in_channels, channels, kernel_size, self.group, **kw)
         self.convs = nn.ModuleList(
-            GroupConv2d(channels, channels, kernel_size, self.group) for _ in range(depth - 2)
+            GroupConv2d(channels, channels, kernel_size, self.group, **kw) for _ in range(depth - 2)
         )
         # No ReLU follows the last layer, so it uses unit gain to keep the output at input scale.
-        self.head = GroupConv2d(channels, out_channels, kernel_size, self.group, gain=1.0)
+        self.head = GroupConv2d(channels, out_channels, kernel_size, self.group, gain=1.0, **kw)
         self.pool = GroupPool(pool)
 
     @property
@@ -489,7 +551,7 @@ class GroupCNN(nn.Module):
 def plain_cnn(
     in_channels: int, channels: int, out_channels: int, kernel_size: int, depth: int
 ) -> nn.Sequential:
-    """Non-equivariant reference CNN with the same layout as GroupCNN: ``[b, c_in, H, W] -> [b, c_out, H, W]``."""
+    """Non-equivariant reference CNN laid out like GroupCNN: ``[b, c_in, H, W] -> [b, c_out, H, W]``."""
     pad = kernel_size // 2
     widths = [in_channels] + [channels] * (depth - 1) + [out_channels]
     layers: list[nn.Module] = []
@@ -501,7 +563,7 @@ def plain_cnn(
 
 
 def matched_channels(plain_channels: int, group: GroupSpec | str, match: str = "feature_maps") -> int:
-    """GroupCNN ``channels`` (per group element) matching a plain CNN width by ``feature_maps`` or ``params``."""
+    """Per-element GroupCNN ``channels`` matching a plain CNN's width (``feature_maps`` or ``params``)."""
     order = _as_group(group).order
     if match == "feature_maps":
         return max(1, round(plain_channels / order))

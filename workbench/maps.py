@@ -1,0 +1,324 @@
+"""Maps: a trained run's prediction over a lat/lon grid as an ``xarray.Dataset``, and where symmetry breaks.
+
+``predict_map(run, context)`` returns the predictive ``mean`` and ``std`` (physical units, e.g. degC),
+``mean_strict`` (the same model with its fixed inputs off: the strictly equivariant component),
+``breaking = mean - mean_strict``, the learned ``fixed_inputs(channel, lat, lon)``, ``elevation``
+where the source has it, ``truth`` for synthetic sources, ``in_box`` (where fixed inputs can act)
+and the context stations on a ``station`` dimension. One batched forward pass per component, so a
+map can be redrawn after every click.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from workbench.data.fields import GeoSampler, Stations, as_stations, correlation
+from workbench.geo import Coords, Region
+from workbench.nn.fixed_inputs import inside_box
+
+if TYPE_CHECKING:
+    from workbench.models.base import NeuralProcess
+    from workbench.run import Run
+
+#: Kernel evaluations (targets x model grid points) per forward pass; bounds memory (~0.5 GB).
+MAX_PAIRS = 25_000_000
+
+#: Points along the longer side of a default map.
+DEFAULT_POINTS = 100
+
+
+def map_grid(
+    region: Region, resolution: float | None = None, n: int = DEFAULT_POINTS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cell-centred (lats, lons) over a region: ``resolution`` degrees, or ``n`` points on the longer side."""
+    lon0, lon1, lat0, lat1 = region
+    if resolution is None:
+        resolution = max(lon1 - lon0, lat1 - lat0) / n
+    if not resolution > 0:
+        raise ValueError(f"resolution = {resolution!r} must be a positive number of degrees")
+    n_lon = max(1, int(round((lon1 - lon0) / resolution)))
+    n_lat = max(1, int(round((lat1 - lat0) / resolution)))
+    lons = lon0 + (np.arange(n_lon) + 0.5) * (lon1 - lon0) / n_lon
+    lats = lat0 + (np.arange(n_lat) + 0.5) * (lat1 - lat0) / n_lat
+    return lats, lons
+
+
+def _resolve_grid(grid: Any, region: Region, resolution: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """(lats, lons) from ``None`` (a default grid over the region), a pair, or an xarray object."""
+    if grid is None:
+        return map_grid(region, resolution)
+    if isinstance(grid, (xr.Dataset, xr.DataArray)):
+        for lon, lat in (("lon", "lat"), ("longitude", "latitude"), ("x", "y")):
+            if lon in grid.coords and lat in grid.coords:
+                return np.asarray(grid[lat].values, np.float64), np.asarray(grid[lon].values, np.float64)
+        raise ValueError(f"grid has coordinates {sorted(map(str, grid.coords))}; it needs lat and lon")
+    try:
+        lats, lons = grid
+    except (TypeError, ValueError):
+        raise ValueError("grid must be None, a (lats, lons) pair or an xarray object with lat/lon") from None
+    lats, lons = np.atleast_1d(np.asarray(lats, np.float64)), np.atleast_1d(np.asarray(lons, np.float64))
+    if lats.ndim != 1 or lons.ndim != 1 or not len(lats) or not len(lons):
+        raise ValueError(
+            f"grid lats and lons must be non-empty 1-D arrays, got shapes {lats.shape}, {lons.shape}"
+        )
+    return lats, lons
+
+
+def fixed_inputs_active(model: NeuralProcess) -> bool:
+    """Whether turning the fixed inputs off can change the model's prediction."""
+    fixed = getattr(model, "fixed", None)
+    return bool(model.has_fixed_inputs and getattr(fixed, "dropout", 0.0) < 1.0)
+
+
+def _model_extent(model: NeuralProcess) -> float | None:
+    """Side of the square region a ConvCNP's internal grid covers (model units); None for other models."""
+    n, spacing = getattr(model, "n_grid", None), getattr(model, "spacing", None)
+    return None if n is None or spacing is None else (n - 1) * spacing
+
+
+@torch.no_grad()
+def predict_points(
+    model: NeuralProcess,
+    coords: Coords,
+    contexts: Sequence[Stations],
+    lon: np.ndarray,
+    lat: np.ndarray,
+    *,
+    fixed_inputs: bool = True,
+) -> dict[str, np.ndarray]:
+    """Mean, std and strict mean (physical units) at points ``[n]`` for each context: ``[batch, n]`` each.
+
+    All contexts share the targets and go through the model as one batch (in target chunks when the
+    grid is large; every chunk carries the corners of the whole target set, so the model's internal
+    grid sits in the same place for every chunk and the map has no seams).
+    """
+    model.eval()
+    dev = next(model.parameters()).device
+    b = len(contexts)
+    nc = max((len(c) for c in contexts), default=0)
+    xc = np.zeros((b, nc, 2), np.float32)
+    yc = np.zeros((b, nc, 1), np.float32)
+    mask = np.zeros((b, nc), bool)
+    for i, c in enumerate(contexts):
+        k = len(c)
+        xc[i, :k] = coords.to_model(c.lon, c.lat)
+        yc[i, :k, 0] = coords.normalise(c.value)
+        mask[i, :k] = True
+    xt_all = coords.to_model(lon, lat).astype(np.float32).reshape(-1, 2)
+    xc_t, yc_t, mask_t = (torch.from_numpy(a).to(dev) for a in (xc, yc, mask))
+    active = fixed_inputs and fixed_inputs_active(model)
+    corners = np.stack([xt_all.min(0), xt_all.max(0)])
+    grid_points = getattr(model, "n_grid", 64) ** 2
+    chunk = max(256, MAX_PAIRS // max(1, b * grid_points))
+    out: dict[str, list[np.ndarray]] = {"mean": [], "std": [], "mean_strict": []}
+    for start in range(0, len(xt_all), chunk):
+        part = xt_all[start : start + chunk]
+        extra = 0
+        if len(part) < len(xt_all):
+            part, extra = np.concatenate([part, corners]), 2
+        xt = torch.from_numpy(part).to(dev)[None].expand(b, -1, -1)
+        dist = model(xc_t, yc_t, xt, mask_t, fixed_inputs=fixed_inputs)
+        mean, std = dist.mean[..., 0], dist.stddev[..., 0]
+        # Without active fixed inputs the strict component IS the prediction: same tensor, so
+        # breaking = mean - mean_strict is exactly zero rather than zero up to rounding.
+        strict = model(xc_t, yc_t, xt, mask_t, fixed_inputs=False).mean[..., 0] if active else mean
+        keep = slice(0, mean.shape[1] - extra)
+        out["mean"].append(mean[:, keep].cpu().numpy())
+        out["std"].append(std[:, keep].cpu().numpy())
+        out["mean_strict"].append(strict[:, keep].cpu().numpy())
+    res = {k: np.concatenate(v, 1).astype(np.float64) for k, v in out.items()}
+    res["mean"] = coords.denormalise(res["mean"])
+    res["mean_strict"] = coords.denormalise(res["mean_strict"])
+    res["std"] = res["std"] * coords.y_std
+    return res
+
+
+def _sampler_of(run: Run) -> GeoSampler:
+    from workbench.data.registry import make_dataset
+
+    sampler = make_dataset(run.experiment.dataset)
+    if not isinstance(sampler, GeoSampler):
+        raise ValueError(
+            "maps need a geographic dataset (colorado-temperature, us-terrain, terrain:..., era5:..., "
+            f"a field); {run.experiment.dataset!r} has no lat/lon"
+        )
+    return sampler
+
+
+def _context_of(sampler: GeoSampler, context: Any) -> Stations:
+    if isinstance(context, Stations):
+        return context
+    if isinstance(context, dict) or hasattr(context, "columns"):
+        st = as_stations(context, sampler.variable)
+        st.region = st.region or sampler.map_region
+        return st
+    return sampler.context(context)
+
+
+def predict_map(
+    run: Run,
+    context: Any = None,
+    grid: Any = None,
+    resolution: float | None = None,
+    *,
+    fixed_inputs: bool = True,
+    sampler: GeoSampler | None = None,
+) -> xr.Dataset:
+    """The run's prediction over a lat/lon grid as an ``xarray.Dataset`` (see the module docstring).
+
+    ``context``: ``None`` (the dataset's default), a month ``'1990-07'`` (Colorado), a year or date
+    (gridded fields), an index, a seed or ``'test:SEED'`` (terrain), or your own stations (a dict or
+    DataFrame with lon, lat, value). ``grid``: ``None`` (a grid over the context's region with
+    ``resolution`` degrees, default 100 points on the longer side), a ``(lats, lons)`` pair, or an
+    xarray object with lat/lon. ``fixed_inputs=False`` predicts with the strict component only
+    (then ``breaking`` is exactly zero, as for a model without fixed inputs).
+    """
+    sampler = sampler or _sampler_of(run)
+    coords = sampler.coords
+    st = _context_of(sampler, context)
+    lats, lons = _resolve_grid(grid, st.region or sampler.map_region, resolution)
+    lon2, lat2 = np.meshgrid(lons, lats)  # [lat, lon]
+    model = run.model
+    extent = _model_extent(model)
+    if extent is not None:
+        pts = coords.to_model(np.concatenate([lon2.ravel(), st.lon]), np.concatenate([lat2.ravel(), st.lat]))
+        span = float((pts.max(0) - pts.min(0)).max())
+        if span > extent * 1.001:
+            warnings.warn(
+                f"the map and its stations span {span:.2f} model units but the model's grid covers "
+                f"{extent:.2f}: predictions near the edges see no data; use a smaller grid",
+                stacklevel=2,
+            )
+    pred = predict_points(model, coords, [st], lon2.ravel(), lat2.ravel(), fixed_inputs=fixed_inputs)
+    shape = lon2.shape
+    mean, std, strict = (pred[k][0].reshape(shape) for k in ("mean", "std", "mean_strict"))
+    breaking = mean - strict
+    xt = torch.from_numpy(coords.to_model(lon2, lat2).astype(np.float32)).reshape(1, -1, 2)
+    dev = next(model.parameters()).device
+    t = model.fixed_input_values(xt.to(dev))[0].cpu().numpy().astype(np.float64)  # [n, B]
+    t = t.T.reshape(t.shape[1], *shape)
+    in_box = inside_box(xt[0], tuple(run.box)).numpy().reshape(shape) if run.box else np.ones(shape, bool)
+
+    units = coords.units
+    var = sampler.variable
+    dims = ("lat", "lon")
+    ds = xr.Dataset(
+        {
+            "mean": (dims, mean, {"units": units, "long_name": f"predicted {var} (mean)"}),
+            "std": (dims, std, {"units": units, "long_name": f"predictive standard deviation of {var}"}),
+            "mean_strict": (
+                dims,
+                strict,
+                {"units": units, "long_name": f"predicted {var}, strict component (fixed inputs off)"},
+            ),
+            "breaking": (
+                dims,
+                breaking,
+                {"units": units, "long_name": "symmetry breaking: mean - mean_strict"},
+            ),
+            "fixed_inputs": (
+                ("channel", *dims),
+                t,
+                {"units": "1", "long_name": "learned fixed inputs t(x) (model units)"},
+            ),
+            "in_box": (dims, in_box, {"long_name": "inside the training box (where fixed inputs act)"}),
+            "station_lon": (
+                ("station",),
+                st.lon,
+                {"units": "degrees_east", "long_name": "context longitude"},
+            ),
+            "station_lat": (
+                ("station",),
+                st.lat,
+                {"units": "degrees_north", "long_name": "context latitude"},
+            ),
+            "station_value": (("station",), st.value, {"units": units, "long_name": f"observed {var}"}),
+        },
+        coords={
+            "lat": ("lat", lats, _coord_attrs("lat", coords.planar)),
+            "lon": ("lon", lons, _coord_attrs("lon", coords.planar)),
+            "channel": ("channel", np.arange(t.shape[0])),
+        },
+    )
+    elev = sampler.elevation_at(lon2, lat2)
+    if elev is not None:
+        ds["elevation"] = (
+            dims,
+            elev,
+            {"units": "m", "long_name": "surface elevation", "standard_name": "surface_altitude"},
+        )
+    if st.elevation is not None:
+        ds["station_elevation"] = (
+            ("station",),
+            st.elevation,
+            {"units": "m", "long_name": "station elevation"},
+        )
+    if st.truth is not None:
+        ds["truth"] = (dims, st.truth(lon2, lat2), {"units": units, "long_name": f"true {var} (noise-free)"})
+    truth_break = sampler.breaking_truth(lon2, lat2)
+    if truth_break is not None:
+        ds["breaking_truth"] = (
+            dims,
+            truth_break,
+            {"units": units, "long_name": "true breaking term (lapse rate x elevation)"},
+        )
+    exp = run.experiment
+    box_region = coords.region(run.box) if run.box else sampler.train_region
+    ds.attrs = {
+        "title": f"{sampler.name}: {exp.model} {exp.group} {exp.relaxation} (strength {exp.strength})",
+        "dataset": sampler.name,
+        "context": st.label,
+        "variable": var,
+        "variable_long_name": sampler.long_name,
+        "units": units,
+        "fixed_inputs_used": int(fixed_inputs and fixed_inputs_active(model)),
+        "box_lonlat": list(box_region),
+        "planar": int(coords.planar),
+        "Conventions": "CF-1.8",
+    }
+    return ds
+
+
+def _coord_attrs(name: str, planar: bool) -> dict[str, str]:
+    if planar:
+        return {"long_name": "y" if name == "lat" else "x", "units": "1"}
+    if name == "lat":
+        return {"units": "degrees_north", "standard_name": "latitude", "long_name": "latitude"}
+    return {"units": "degrees_east", "standard_name": "longitude", "long_name": "longitude"}
+
+
+def breaking_scores(
+    run: Run, sampler: GeoSampler, contexts: Sequence[Stations], n: int = 48
+) -> dict[str, float]:
+    """Correlation over the grid inside the box between the breaking field and elevation (and the truth).
+
+    The breaking field is averaged over ``contexts`` on a grid of ``n`` points along the training
+    region's longer side. Correlations are signed (for temperature and elevation expect < 0); 0 when
+    the breaking field is identically zero (a strict model).
+    """
+    lats, lons = map_grid(sampler.train_region, n=n)
+    lon2, lat2 = np.meshgrid(lons, lats)
+    lon, lat = lon2.ravel(), lat2.ravel()
+    sums = np.zeros(len(lon))
+    for i in range(0, len(contexts), 4):
+        pred = predict_points(run.model, sampler.coords, contexts[i : i + 4], lon, lat)
+        sums += (pred["mean"] - pred["mean_strict"]).sum(0)
+    breaking = sums / max(1, len(contexts))
+    x = torch.from_numpy(sampler.coords.to_model(lon, lat).astype(np.float32))
+    keep = inside_box(x, tuple(run.box)).numpy() if run.box else np.ones(len(lon), bool)
+    out: dict[str, float] = {}
+    elev = sampler.elevation_at(lon, lat)
+    if elev is not None:
+        out["breaking_elevation_corr"] = correlation(breaking[keep], elev[keep])
+    truth = sampler.breaking_truth(lon, lat)
+    if truth is not None:
+        out["breaking_truth_corr"] = correlation(breaking[keep], truth[keep])
+    out["breaking_rms"] = float(math.sqrt(np.mean(breaking[keep] ** 2))) if keep.any() else 0.0
+    return out

@@ -1,0 +1,274 @@
+"""Static map figures (matplotlib + cartopy, offline) of the datasets ``workbench.maps.predict_map`` returns.
+
+``map(ds, "breaking")`` draws one variable with state and country borders, 50m coastlines, elevation
+contours, the context stations and a colour bar with units; ``breaking_vs_elevation(ds)`` puts the
+breaking field beside the elevation with a scatter of one against the other. Importing this module
+points cartopy at the shipped Natural Earth files, so nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
+from matplotlib.colors import Normalize, TwoSlopeNorm
+from matplotlib.figure import Figure
+
+from workbench.data.fields import correlation
+from workbench.geo import configure_cartopy
+
+configure_cartopy()
+
+import cartopy.crs as ccrs  # noqa: E402 - cartopy must be configured before its features are used
+import cartopy.feature as cfeature  # noqa: E402
+
+__all__ = ["breaking_vs_elevation", "map", "projection_for"]
+
+#: How each variable is drawn: (title, colour map, centred at zero).
+STYLES: dict[str, tuple[str, str, bool]] = {
+    "mean": ("Predicted {variable}", "RdYlBu_r", False),
+    "mean_strict": ("Strict component (fixed inputs off)", "RdYlBu_r", False),
+    "truth": ("True {variable} (noise-free)", "RdYlBu_r", False),
+    "std": ("Predictive standard deviation", "viridis", False),
+    "breaking": ("Symmetry breaking: mean - strict", "RdBu_r", True),
+    "breaking_truth": ("True breaking term (lapse rate x elevation)", "RdBu_r", True),
+    "fixed_inputs": ("Fixed input, channel {channel}", "PuOr_r", True),
+    "elevation": ("Surface elevation", "gist_earth", False),
+}
+
+PLATE = ccrs.PlateCarree()
+
+
+def _region(ds: xr.Dataset) -> tuple[float, float, float, float]:
+    lon, lat = ds["lon"].values, ds["lat"].values
+    dlon = float(np.diff(lon).mean()) / 2 if len(lon) > 1 else 0.5
+    dlat = float(np.diff(lat).mean()) / 2 if len(lat) > 1 else 0.5
+    return float(lon.min() - dlon), float(lon.max() + dlon), float(lat.min() - dlat), float(lat.max() + dlat)
+
+
+def projection_for(ds: xr.Dataset) -> ccrs.Projection:
+    """A Lambert conformal projection centred on the map for regional maps, PlateCarree for wide ones."""
+    lon0, lon1, lat0, lat1 = _region(ds)
+    if lon1 - lon0 > 45 or lat1 - lat0 > 45:
+        # A cone over a continent fans out into a wedge; a plain lon/lat map reads better.
+        return ccrs.PlateCarree(central_longitude=(lon0 + lon1) / 2)
+    lat_c = (lat0 + lat1) / 2
+    parallels = (lat_c - (lat1 - lat0) / 4, lat_c + (lat1 - lat0) / 4)
+    if abs(lat_c) < 5:
+        return ccrs.PlateCarree(central_longitude=(lon0 + lon1) / 2)
+    return ccrs.LambertConformal(
+        central_longitude=(lon0 + lon1) / 2, central_latitude=lat_c, standard_parallels=parallels
+    )
+
+
+def _units(da: xr.DataArray) -> str:
+    u = str(da.attrs.get("units", ""))
+    return {"degC": "°C", "1": ""}.get(u, u)
+
+
+def _title(ds: xr.Dataset, var: str, channel: int) -> str:
+    base = STYLES.get(var, (str(ds[var].attrs.get("long_name", var)), "", False))[0]
+    return base.format(variable=ds.attrs.get("variable", "value"), channel=channel)
+
+
+def _elevation_levels(e: np.ndarray) -> np.ndarray:
+    lo, hi = np.nanmin(e), np.nanmax(e)
+    step = 500.0 if hi - lo > 1500 else 250.0 if hi - lo > 600 else 100.0
+    return np.arange(np.ceil(lo / step) * step, hi, step)
+
+
+def _draw_box(ax: Any, ds: xr.Dataset, transform: Any) -> None:
+    """Outline the training box when the map reaches beyond it (where fixed inputs stop acting)."""
+    box = ds.attrs.get("box_lonlat")
+    if box is None or "in_box" not in ds or bool(ds["in_box"].all()):
+        return
+    lon0, lon1, lat0, lat1 = box
+    lons = np.r_[
+        np.linspace(lon0, lon1, 50), np.full(50, lon1), np.linspace(lon1, lon0, 50), np.full(50, lon0)
+    ]
+    lats = np.r_[
+        np.full(50, lat0), np.linspace(lat0, lat1, 50), np.full(50, lat1), np.linspace(lat1, lat0, 50)
+    ]
+    ax.plot(lons, lats, "k--", lw=1.2, transform=transform, label="training box")
+
+
+def map(  # noqa: A001 - the name the API promises: workbench.plot.map
+    ds: xr.Dataset,
+    var: str = "mean",
+    ax: Any = None,
+    *,
+    channel: int = 0,
+    contours: bool = True,
+    stations: bool = True,
+    cmap: str | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    title: str | None = None,
+    projection: Any = None,
+    figsize: tuple[float, float] = (8.0, 6.0),
+) -> Figure:
+    """One variable of a map dataset on a cartopy map; returns the figure (``ax`` given: its figure).
+
+    Borders: countries, US states (``cfeature.STATES``) and coastlines at '50m' (shipped offline).
+    ``breaking`` and ``fixed_inputs`` use a diverging colour map centred at zero.
+    """
+    if var not in ds:
+        names = [n for n in ds.data_vars if ds[n].dims[-2:] == ("lat", "lon")]
+        raise ValueError(f"var = {var!r} is not in the map; choose one of: {', '.join(names)}")
+    da = ds[var]
+    if "channel" in da.dims:
+        n = da.sizes["channel"]
+        if not 0 <= channel < n:
+            raise ValueError(f"channel = {channel} is not valid; the map has fixed-input channels 0..{n - 1}")
+        da = da.isel(channel=channel)
+    data = np.asarray(da.values, dtype=np.float64)
+    planar = bool(ds.attrs.get("planar", 0))
+    _, default_cmap, centred = STYLES.get(var, ("", "viridis", False))
+    cmap = cmap or default_cmap
+
+    own = ax is None
+    if own:
+        fig = plt.figure(figsize=figsize, layout="constrained")
+        ax = (
+            fig.add_subplot(1, 1, 1)
+            if planar
+            else fig.add_subplot(1, 1, 1, projection=projection or projection_for(ds))
+        )
+    fig = ax.figure
+    geo = hasattr(ax, "projection")
+    kw = {"transform": PLATE} if geo else {}
+
+    finite = data[np.isfinite(data)]
+    show_values = stations and var in ("mean", "mean_strict", "truth") and "station_value" in ds
+    if show_values and ds.sizes.get("station", 0):
+        # One colour scale for the field and the observations drawn on it.
+        finite = np.concatenate([finite, ds["station_value"].values[np.isfinite(ds["station_value"].values)]])
+    if centred:
+        lim = float(np.abs(finite).max()) if finite.size else 0.0
+        lim = lim if lim > 0 else 1.0  # an all-zero breaking field still gets a readable colour bar
+        norm: Normalize = TwoSlopeNorm(0.0, -lim if vmin is None else vmin, lim if vmax is None else vmax)
+    else:
+        lo = float(finite.min()) if finite.size else 0.0
+        hi = float(finite.max()) if finite.size else 1.0
+        norm = Normalize(lo if vmin is None else vmin, hi if vmax is None else vmax)
+    lon, lat = ds["lon"].values, ds["lat"].values
+    mesh = ax.pcolormesh(lon, lat, np.ma.masked_invalid(data), cmap=cmap, norm=norm, shading="auto", **kw)
+
+    if geo:
+        region = _region(ds)
+        ax.set_extent(region, crs=PLATE)
+        # '50m' explicitly: the 10m coastline is not shipped, and 'auto' would ask for it on small maps.
+        ax.coastlines("50m", linewidth=0.8)
+        ax.add_feature(cfeature.BORDERS, linewidth=0.8, edgecolor="0.2")
+        ax.add_feature(cfeature.STATES, linewidth=0.5, edgecolor="0.35")
+        gl = ax.gridlines(
+            draw_labels=True,
+            x_inline=False,
+            y_inline=False,
+            linewidth=0.3,
+            color="0.6",
+            alpha=0.7,
+            linestyle=":",
+        )
+        gl.top_labels = gl.right_labels = False
+        gl.rotate_labels = False
+        gl.xlabel_style = gl.ylabel_style = {"size": 8}
+    else:
+        ax.set_xlabel("x")
+        ax.set_ylabel("y")
+        ax.set_aspect("equal")
+
+    if contours and var != "elevation" and "elevation" in ds and np.isfinite(ds["elevation"].values).any():
+        e = ds["elevation"].values
+        levels = _elevation_levels(e)
+        if len(levels):
+            cs = ax.contour(lon, lat, e, levels=levels, colors="k", linewidths=0.5, alpha=0.45, **kw)
+            ax.clabel(cs, fmt="%d m", fontsize=6, inline=True)
+
+    if stations and "station_lon" in ds and ds.sizes.get("station", 0):
+        slon, slat = ds["station_lon"].values, ds["station_lat"].values
+        if show_values:
+            # Observed values in the same colours as the prediction: misfits stand out.
+            ax.scatter(
+                slon,
+                slat,
+                c=ds["station_value"].values,
+                cmap=cmap,
+                norm=norm,
+                s=22,
+                edgecolors="k",
+                linewidths=0.6,
+                zorder=5,
+                label="context stations",
+                **kw,
+            )
+        else:
+            ax.scatter(
+                slon,
+                slat,
+                s=8,
+                c="k",
+                marker="o",
+                linewidths=0,
+                alpha=0.7,
+                zorder=5,
+                label="context stations",
+                **kw,
+            )
+
+    if geo:
+        _draw_box(ax, ds, PLATE)
+    label = str(da.attrs.get("long_name", var))
+    units = _units(da)
+    cbar = fig.colorbar(mesh, ax=ax, shrink=0.85, pad=0.02)
+    cbar.set_label(f"{label} [{units}]" if units else label)
+    if title is None:
+        title = _title(ds, var, channel)
+        context = ds.attrs.get("context")
+        # Fixed inputs and elevation do not depend on the context; saying which would mislead.
+        if context and var not in ("fixed_inputs", "elevation"):
+            title += f" — {context}"
+    ax.set_title(title, fontsize=11)
+    if own and ds.attrs.get("title"):
+        fig.suptitle(ds.attrs["title"], fontsize=9, color="0.3")
+    return fig
+
+
+def breaking_vs_elevation(ds: xr.Dataset, *, figsize: tuple[float, float] = (17.0, 5.2)) -> Figure:
+    """Breaking field | elevation | scatter of breaking against elevation (inside the box) with r."""
+    if "elevation" not in ds:
+        raise ValueError("this map has no elevation variable (its dataset has no elevation)")
+    fig = plt.figure(figsize=figsize, layout="constrained")
+    proj = None if ds.attrs.get("planar") else projection_for(ds)
+    kw = {} if proj is None else {"projection": proj}
+    ax1 = fig.add_subplot(1, 3, 1, **kw)
+    ax2 = fig.add_subplot(1, 3, 2, **kw)
+    ax3 = fig.add_subplot(1, 3, 3)
+    map(ds, "breaking", ax=ax1, contours=False)
+    map(ds, "elevation", ax=ax2, stations=False, contours=False)
+    b, e = ds["breaking"].values, ds["elevation"].values
+    keep = np.isfinite(b) & np.isfinite(e)
+    if "in_box" in ds:
+        keep &= ds["in_box"].values
+    r = correlation(b[keep], e[keep])
+    ax3.scatter(e[keep], b[keep], s=4, alpha=0.35, c="tab:blue", linewidths=0)
+    if keep.sum() > 2 and np.ptp(e[keep]) > 0:
+        slope, icept = np.polyfit(e[keep], b[keep], 1)
+        xs = np.array([e[keep].min(), e[keep].max()])
+        ax3.plot(
+            xs,
+            slope * xs + icept,
+            "k-",
+            lw=1.2,
+            label=f"slope {1000 * slope:.2f} {_units(ds['breaking'])}/km",
+        )
+        ax3.legend(loc="best", fontsize=9)
+    ax3.axhline(0, color="0.5", lw=0.6)
+    ax3.set_xlabel("elevation [m]")
+    ax3.set_ylabel(f"breaking [{_units(ds['breaking'])}]")
+    ax3.set_title(f"Breaking vs elevation inside the box: r = {r:.2f}", fontsize=11)
+    ax3.grid(alpha=0.3)
+    fig.suptitle(f"{ds.attrs.get('title', '')} — {ds.attrs.get('context', '')}", fontsize=12)
+    return fig
