@@ -7,7 +7,10 @@ from typing import Any
 #: name -> (input dimension, one-line description)
 DATASETS: dict[str, tuple[int, str]] = {
     "gp-eq-1d": (1, "1-D GP, stationary EQ kernel (equivariance is right); exact oracle"),
-    "gibbs-1d": (1, "1-D GP, the paper's Gibbs mixture: length scale jumps at a changepoint; exact BMA oracle"),
+    "gibbs-1d": (
+        1,
+        "1-D GP, the paper's Gibbs mixture: length scale jumps at a changepoint; exact BMA oracle",
+    ),
     "gp-2d": (2, "2-D GP, isotropic EQ kernel; exact oracle"),
     "gp-2d-anisotropic": (2, "2-D GP whose length scale and direction depend on position; exact oracle"),
     "colorado-temperature": (2, "Colorado stations, monthly tmax 1895-1997, a task per month; test 1989-97"),

@@ -38,7 +38,7 @@ class Attention(nn.Module):
         xq: Tensor | None = None,
         xk: Tensor | None = None,
     ) -> Tensor:
-        """``zq [b, nq, D]``, ``zk [b, nk, D]``, ``mask_k [b, nk]`` (+ ``xq``, ``xk`` if TE) -> ``[b, nq, D]``."""
+        """``zq [b, nq, D]``, ``zk [b, nk, D]``, ``mask_k [b, nk]`` (+ ``xq``, ``xk``) -> ``[b, nq, D]``."""
         b, nq, d = zq.shape
         nk = zk.shape[1]
         q = self.q(zq).view(b, nq, self.heads, self.d_head).transpose(1, 2)
