@@ -57,13 +57,17 @@ def quality(steps: int, test_tasks: int) -> dict:
         m = build_model(exp, 2, 1, sampler.box)
         hist = train(m, sampler.batches(16, seed=0), steps, progress=False)
         ll = mean_loglik(m, test)
-        curve = orbit_error_vs_angle(m, test[:4], sampler.box, [15.0, 45.0, 90.0])
+        angles = [15.0, 45.0, 90.0]
+        curve = orbit_error_vs_angle(m, test[:4], sampler.box, angles)
+        # Inside the context disc, relative to the spread of predictions (see tests/test_rotations.py).
+        rel = orbit_error_vs_angle(m, test[:4], sampler.box, angles, radius=2.0, relative=True)
         out["models"][name] = {
             "loglik": ll,
             "loglik_strict": mean_loglik(m, test, fixed_inputs=False) if m.has_fixed_inputs else ll,
             "oracle_gap": oracle - ll,
             "train_seconds": hist.seconds,
-            "orbit_error_by_angle": {str(float(a)): float(curve.sel(angle=a)) for a in curve.angle.values},
+            "orbit_error_by_angle": {str(float(a)): float(curve.sel(angle=a)) for a in angles},
+            "relative_orbit_error_in_disc_by_angle": {str(float(a)): float(rel.sel(angle=a)) for a in angles},
         }
         print(name, out["models"][name], flush=True)
     lls = {k: v["loglik"] for k, v in out["models"].items()}

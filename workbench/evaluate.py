@@ -125,20 +125,41 @@ def rotation_about(centre: Tensor, angle: float, batch: int, reflect: bool = Fal
 
 @torch.no_grad()
 def _fixed_element_error(
-    model: NeuralProcess, tasks: Sequence[Task], box: Box, make: Callable, **kw
+    model: NeuralProcess,
+    tasks: Sequence[Task],
+    box: Box,
+    make: Callable,
+    *,
+    radius: float | None = None,
+    relative: bool = False,
+    **kw,
 ) -> float:
-    """Mean |mu(g.x; g.D) - mu(x; D)| for one element per task, targets in the box before and after."""
+    """Mean |mu(g.x; g.D) - mu(x; D)| for one element per task, targets in the box before and after.
+
+    ``radius`` keeps only targets within that distance of the box centre (a rotation-invariant region);
+    ``relative`` divides by the mean |mu - mean mu| over the same targets, so models with different output
+    scales (e.g. untrained ones) compare fairly.
+    """
     model.eval()
     dev = _device(model)
-    total, count = 0.0, 0
+    centre = _box_centre(box)
+    total, count, spread = 0.0, 0, 0.0
     for task in tasks:
         g = make(task)
         moved = transform_task(task, g)
         mu = model.predict(task.to(dev), **kw).mean
         mu_moved = model.predict(moved.to(dev), **kw).mean
-        valid = (inside_box(task.xt, box) & inside_box(moved.xt, box)).to(dev)
+        valid = inside_box(task.xt, box) & inside_box(moved.xt, box)
+        if radius is not None:
+            valid &= (task.xt - centre.to(task.xt.dtype)).norm(dim=-1) <= radius
+        valid = valid.to(dev)
         total += float(((mu_moved - mu).abs().mean(-1) * valid).sum())
         count += int(valid.sum())
+        if relative and valid.any():
+            centred = mu - mu[valid].mean(0)
+            spread += float((centred.abs().mean(-1) * valid).sum())
+    if relative:
+        return total / spread if spread > 0 else float("nan")
     return total / max(count, 1)
 
 
@@ -147,7 +168,14 @@ def _box_centre(box: Box) -> Tensor:
 
 
 def orbit_error_by_element(
-    model: NeuralProcess, tasks: Sequence[Task], group: Group, box: Box, *, fixed_inputs: bool = True
+    model: NeuralProcess,
+    tasks: Sequence[Task],
+    group: Group,
+    box: Box,
+    *,
+    fixed_inputs: bool = True,
+    radius: float | None = None,
+    relative: bool = False,
 ) -> dict[str, float]:
     """Orbit error for every rotation/reflection of a 2-D point group about the box centre, by name."""
     centre = _box_centre(box)
@@ -162,6 +190,8 @@ def orbit_error_by_element(
                 box,
                 lambda t, d=deg, s=s: rotation_about(centre.to(t.xc.dtype), math.radians(d), t.batch_size, s),
                 fixed_inputs=fixed_inputs,
+                radius=radius,
+                relative=relative,
             )
     return out
 
@@ -173,6 +203,8 @@ def orbit_error_vs_angle(
     angles_deg: Sequence[float],
     *,
     fixed_inputs: bool = True,
+    radius: float | None = None,
+    relative: bool = False,
 ):
     """Orbit error against rotation angle about the box centre, as an ``xarray.DataArray`` over ``angle``."""
     import xarray as xr
@@ -185,6 +217,8 @@ def orbit_error_vs_angle(
             box,
             lambda t, a=a: rotation_about(centre.to(t.xc.dtype), math.radians(a), t.batch_size),
             fixed_inputs=fixed_inputs,
+            radius=radius,
+            relative=relative,
         )
         for a in angles_deg
     ]
@@ -193,12 +227,23 @@ def orbit_error_vs_angle(
         coords={"angle": ("angle", list(angles_deg), {"units": "degree"})},
         dims="angle",
         name="orbit_error",
-        attrs={"long_name": "mean |mu(g.x; g.D) - mu(x; D)|", "units": "same as y"},
+        attrs={
+            "long_name": "mean |mu(g.x; g.D) - mu(x; D)|" + (" / mean |mu - mean mu|" if relative else ""),
+            "units": "1" if relative else "same as y",
+            "radius": "whole box" if radius is None else radius,
+        },
     )
 
 
 def lie_derivative_error(
-    model: NeuralProcess, tasks: Sequence[Task], box: Box, *, eps_deg: float = 0.5, fixed_inputs: bool = True
+    model: NeuralProcess,
+    tasks: Sequence[Task],
+    box: Box,
+    *,
+    eps_deg: float = 0.5,
+    fixed_inputs: bool = True,
+    radius: float | None = None,
+    relative: bool = False,
 ) -> float:
     """Small-angle (Lie-derivative-style) error: mean |mu(R_eps.x; R_eps.D) - mu(x; D)| / eps, eps in radians.
 
@@ -212,6 +257,8 @@ def lie_derivative_error(
             box,
             lambda t, a=a: rotation_about(centre.to(t.xc.dtype), math.radians(a), t.batch_size),
             fixed_inputs=fixed_inputs,
+            radius=radius,
+            relative=relative,
         )
         for a in (eps_deg, -eps_deg)
     ]
