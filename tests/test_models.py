@@ -67,3 +67,20 @@ def test_task_rejects_bad_input():
         None,
         torch.tensor([[True, False]]),
     )
+
+
+@pytest.mark.parametrize("isotropic", [True, False])
+def test_separable_2d_setconv_matches_dense_kernel_sums(isotropic):
+    from workbench.nn.setconv import SetConvDecoder, SetConvEncoder, make_grid
+
+    torch.manual_seed(0)
+    enc, dec = SetConvEncoder(2, 0.3, isotropic), SetConvDecoder(2, 0.4, isotropic)
+    grid = make_grid(torch.zeros(3, 2), 21, 0.25)
+    xc, yc, mask = torch.rand(3, 30, 2) * 4 - 2, torch.randn(3, 30, 1), torch.rand(3, 30) > 0.3
+    xt, h = torch.rand(3, 50, 2) * 5 - 2.5, torch.randn(3, 21, 21, 5)
+    w = enc.setconv.weights(grid.reshape(3, -1, 2), xc) * mask[:, None, :]
+    density = w.sum(-1, keepdim=True)
+    dense = torch.cat([(w @ yc) / (density + 1e-6), density], -1).reshape(3, 21, 21, 2)
+    assert torch.allclose(enc(xc, yc, mask, grid), dense, atol=1e-5)
+    dense_out = dec.setconv.weights(xt, grid.reshape(3, -1, 2)) @ h.reshape(3, -1, 5)
+    assert torch.allclose(dec(grid, h, xt), dense_out, atol=1e-4)

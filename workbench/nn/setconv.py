@@ -71,6 +71,27 @@ class SetConv(nn.Module):
         diff = x_out[:, :, None, :] / scale - x_in[:, None, :, :] / scale
         return torch.exp((-0.5 * diff.square().sum(-1)).clamp(min=_MIN_LOG_WEIGHT))
 
+    def axis_weights(self, points: Tensor, axes: list[Tensor]) -> list[Tensor]:
+        """Per-dimension factors ``[batch, m, n_k]`` of the weights between ``points [batch, m, d]`` and the
+        product grid with axes ``[batch, n_k]``: the Gaussian factorises, so d small exps replace one big one.
+        """
+        scale = self.lengthscale.to(points.dtype).expand(self.dim)
+        out = []
+        for k, axis in enumerate(axes):
+            with torch.no_grad():
+                d2 = (points[:, :, None, k] - axis[:, None, :]).square()
+                # Each factor is clamped at half the budget so their product stays above e^-60.
+                d2.clamp_(max=-_MIN_LOG_WEIGHT * float(scale[k]) ** 2)
+            out.append(torch.exp(d2 * (-0.5 / scale[k].square())))
+        return out
+
+
+def grid_axes(grid: Tensor) -> list[Tensor] | None:
+    """The axes ``[batch, n_k]`` of a 2-D product grid ``[batch, n1, n2, 2]``, else None (use dense weights)."""
+    if grid.dim() != 4 or grid.shape[-1] != 2 or grid.requires_grad:
+        return None
+    return [grid[:, :, 0, 0], grid[:, 0, :, 1]]
+
 
 class SetConvEncoder(nn.Module):
     """Context set -> grid features: data channels normalised by a density channel."""
@@ -82,6 +103,18 @@ class SetConvEncoder(nn.Module):
     def forward(self, xc: Tensor, yc: Tensor, mask_c: Tensor, grid: Tensor) -> Tensor:
         """``xc [b, nc, d]``, ``yc [b, nc, dy]``, ``grid [b, n.., d]`` -> ``[b, n.., dy + 1]``."""
         b, d = grid.shape[0], grid.shape[-1]
+        axes = grid_axes(grid)
+        if axes is not None and not xc.requires_grad:
+            # Separable: w[b, i, j, c] = w1[b, i, c] * w2[b, j, c]; the context mask rides on w1.
+            w1, w2 = self.setconv.axis_weights(xc, axes)  # [b, nc, n1], [b, nc, n2]
+            w1 = w1 * mask_c[:, :, None].to(xc.dtype)
+            ones = torch.ones_like(yc[..., :1])
+            vals = torch.cat([yc, ones], -1)  # [b, nc, dy + 1]
+            # [b, dy+1, n1, nc] @ [b, 1, nc, n2] -> [b, dy+1, n1, n2]
+            left = w1.transpose(1, 2)[:, None] * vals.transpose(1, 2)[:, :, None, :]
+            out = (left @ w2[:, None]).permute(0, 2, 3, 1)
+            data, density = out[..., :-1], out[..., -1:]
+            return torch.cat([data / (density + 1e-6), density], -1)
         flat = grid.reshape(b, -1, d)
         w = self.setconv.weights(flat, xc) * mask_c[:, None, :].to(xc.dtype)  # [b, G, nc]
         density = w.sum(-1, keepdim=True)
@@ -99,5 +132,12 @@ class SetConvDecoder(nn.Module):
     def forward(self, grid: Tensor, h: Tensor, xt: Tensor) -> Tensor:
         """``grid [b, n.., d]``, ``h [b, n.., c]``, ``xt [b, nt, d]`` -> ``[b, nt, c]``."""
         b, d = grid.shape[0], grid.shape[-1]
+        axes = grid_axes(grid)
+        if axes is not None and not xt.requires_grad:
+            w1, w2 = self.setconv.axis_weights(xt, axes)  # [b, nt, n1], [b, nt, n2]
+            n1, n2, c = h.shape[1], h.shape[2], h.shape[3]
+            # Contract j first: [b, nt, n2] @ [b, n2, n1 * c] -> [b, nt, n1, c], then i against w1.
+            inner = (w2 @ h.transpose(1, 2).reshape(b, n2, n1 * c)).view(b, -1, n1, c)
+            return (w1[..., None] * inner).sum(2)
         w = self.setconv.weights(xt, grid.reshape(b, -1, d))  # [b, nt, G]
         return w @ h.reshape(b, -1, h.shape[-1])
