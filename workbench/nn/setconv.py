@@ -87,7 +87,7 @@ class SetConv(nn.Module):
 
 
 def grid_axes(grid: Tensor) -> list[Tensor] | None:
-    """The axes ``[batch, n_k]`` of a 2-D product grid ``[batch, n1, n2, 2]``, else None (use dense weights)."""
+    """Axes ``[batch, n_k]`` of a 2-D product grid ``[batch, n1, n2, 2]``, else None (dense weights)."""
     if grid.dim() != 4 or grid.shape[-1] != 2 or grid.requires_grad:
         return None
     return [grid[:, :, 0, 0], grid[:, 0, :, 1]]
