@@ -344,3 +344,24 @@ def test_stations_and_correlation() -> None:
     assert correlation(x, 2 * x + 1) == pytest.approx(1.0) and correlation(x, -x) == pytest.approx(-1.0)
     assert correlation(np.zeros(10), x) == 0.0
     assert math.isfinite(correlation(np.r_[x, np.nan], np.r_[x, 1.0]))
+
+
+def test_a_run_on_an_in_memory_field_saves_and_loads(tmp_path):
+    from workbench import load_run, run
+
+    lat, lon = np.linspace(30, 40, 12), np.linspace(-110, -100, 14)
+    rng = np.random.default_rng(0)
+    field = xr.DataArray(
+        rng.normal(size=(6, 12, 14)).astype("float32"),
+        dims=("time", "lat", "lon"),
+        coords={"time": np.arange(6), "lat": lat, "lon": lon},
+        name="t2m",
+        attrs={"units": "degC"},
+    )
+    r = run(Experiment(dataset=field, steps=2, batch_size=2, test_tasks=2), progress=False)
+    r.save(tmp_path / "run")
+    assert (tmp_path / "run" / "dataset.nc").is_file()
+    back = load_run(tmp_path / "run")
+    assert back.experiment.dataset == str((tmp_path / "run" / "dataset.nc").resolve())
+    for k, v in r.model.state_dict().items():
+        assert torch.equal(v, back.model.state_dict()[k])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +72,20 @@ class Run:
         """Write ``experiment.json``, ``model.pt``, ``history.json`` and ``metrics.json`` under ``path``."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
+        exp = self.experiment
+        dataset_file = None
+        if isinstance(exp.dataset, str):
+            experiment = exp.to_dict()
+        else:
+            # An in-memory field is not JSON: it travels with the run as dataset.nc.
+            from workbench.data.fields import save_field
+
+            save_field(exp.dataset, path / "dataset.nc")
+            dataset_file = "dataset.nc"
+            experiment = {f.name: getattr(exp, f.name) for f in fields(exp)} | {"dataset": dataset_file}
         meta = {
-            "experiment": self.experiment.to_dict(),
+            "experiment": experiment,
+            "dataset_file": dataset_file,
             "box": self.box,
             "dim_x": self.dim_x,
             "dim_y": self.dim_y,
@@ -92,6 +104,8 @@ def load_run(path: str | Path, device: str = "cpu") -> Run:
     if not meta_file.is_file():
         raise FileNotFoundError(f"{path} is not a saved run: {meta_file.name} is missing")
     meta = json.loads(meta_file.read_text())
+    if meta.get("dataset_file"):
+        meta["experiment"]["dataset"] = str((path / meta["dataset_file"]).resolve())
     exp = Experiment.from_dict(meta["experiment"])
     box = tuple(tuple(b) for b in meta["box"])
     torch.manual_seed(exp.seed)
