@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from workbench import Experiment
-from workbench.evaluate import orbit_error
+from workbench.evaluate import orbit_error, orbit_error_vs_shift
 from workbench.groups import get_group
 from workbench.models import build_model
 from workbench.train import train
@@ -92,3 +92,16 @@ def test_fixed_inputs_are_zero_outside_the_box(gibbs):
     t = m.fixed_input_values(x)
     assert torch.all(t[0, [0, 4]] == 0)
     assert torch.all(t[0, [1, 2, 3]].abs().sum(-1) > 0)
+
+
+def test_orbit_error_vs_shift_is_zero_for_strict_and_grows_for_free(gibbs, gibbs_tasks):
+    """The Equivariance tab's curve: a strict model stays at zero for every shift, a free one does not."""
+    shifts = [0.25, 1.0, 2.0]
+    strict, free = _model(gibbs, "conv", "T"), _model(gibbs, "deepsets", "none")
+    for m in (strict, free):
+        train(m, gibbs.batches(8, seed=5), 10, progress=False)
+    strict = orbit_error_vs_shift(strict, gibbs_tasks, gibbs.box, shifts)
+    free = orbit_error_vs_shift(free, gibbs_tasks, gibbs.box, shifts)
+    assert list(strict.coords["shift"].values) == shifts
+    assert float(strict.max()) < 1e-4
+    assert float(free[-1]) > 1e-3 and float(free[-1]) > float(free[0])

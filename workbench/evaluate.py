@@ -263,3 +263,58 @@ def lie_derivative_error(
         for a in (eps_deg, -eps_deg)
     ]
     return sum(errs) / 2 / math.radians(eps_deg)
+
+
+def translation(offset: Tensor, batch: int) -> Element:
+    """The translation ``x -> x + offset`` (``offset [d]``), repeated ``batch`` times."""
+    d = offset.shape[0]
+    eye = torch.eye(d, dtype=offset.dtype).expand(batch, d, d).clone()
+    return Element(eye, offset.expand(batch, d).clone())
+
+
+def orbit_error_vs_shift(
+    model: NeuralProcess,
+    tasks: Sequence[Task],
+    box: Box,
+    shifts: Sequence[float],
+    *,
+    fixed_inputs: bool = True,
+    relative: bool = False,
+):
+    """Orbit error against the length of a translation, as an ``xarray.DataArray`` over ``shift``.
+
+    Each shift is applied along +-each axis and the errors averaged; only targets inside the box
+    before and after the move count (as for :func:`orbit_error_vs_angle`). Zero for a translation
+    equivariant model.
+    """
+    import xarray as xr
+
+    dim = len(box)
+    errs = []
+    for s in shifts:
+        moves = [sign * s * torch.eye(dim)[i] for i in range(dim) for sign in (1.0, -1.0)]
+        errs.append(
+            sum(
+                _fixed_element_error(
+                    model,
+                    tasks,
+                    box,
+                    lambda t, m=m: translation(m.to(t.xc.dtype), t.batch_size),
+                    fixed_inputs=fixed_inputs,
+                    relative=relative,
+                )
+                for m in moves
+            )
+            / len(moves)
+        )
+    return xr.DataArray(
+        errs,
+        coords={"shift": ("shift", list(shifts), {"units": "model units"})},
+        dims="shift",
+        name="orbit_error",
+        attrs={
+            "long_name": "mean |mu(x + s; D + s) - mu(x; D)|"
+            + (" / mean |mu - mean mu|" if relative else ""),
+            "units": "1" if relative else "same as y",
+        },
+    )
