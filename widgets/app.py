@@ -1,0 +1,100 @@
+"""``Workbench()``: the whole app in one cell: controls and training on top, then result tabs."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as w
+
+from workbench.config import Experiment
+from workbench.run import Run
+
+from .compare import ComparePanel
+from .controls import Controls
+from .equivariance import EquivariancePanel
+from .mapview import MapView
+from .training import TrainingPanel
+
+TABS = ("Map", "Compare", "Equivariance")
+
+
+class Workbench(w.VBox):
+    """Pick an experiment, train it, then look at its map, its siblings and its equivariance.
+
+    ``experiment``: the starting settings (default: Colorado temperatures, the paper's fixed inputs);
+    ``run``: a finished run to show at once; ``map_kwargs`` go to :class:`MapView`.
+    """
+
+    def __init__(
+        self,
+        experiment: Experiment | None = None,
+        *,
+        run: Run | None = None,
+        map_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        exp = experiment or (
+            run.experiment if run is not None else Experiment(dataset="colorado-temperature")
+        )
+        self.map_kwargs = dict(map_kwargs or {})
+        self.controls = Controls(exp)
+        self.training = TrainingPanel(self.controls)
+        self.training.add_on_start(lambda: self.controls.set_busy(True))
+        self.training.add_on_finish(self.show_run)
+        self.training.add_on_end(lambda: self.controls.set_busy(False))
+        self.map: MapView | None = None
+        self.compare: ComparePanel | None = None
+        self.equivariance: EquivariancePanel | None = None
+        self.run: Run | None = None
+        hint = "<i>Train a model (or pass <code>run=...</code>) to fill this tab.</i>"
+        self.tabs = w.Tab(children=[w.VBox([w.HTML(hint)]) for _ in TABS])
+        for i, title in enumerate(TABS):
+            self.tabs.set_title(i, title)
+        self.tabs.observe(self._on_tab, names="selected_index")
+        title = w.HTML("<h3 style='margin:4px 0'>AENP Workbench: where does the symmetry break?</h3>")
+        super().__init__([title, self.controls, self.training, self.tabs])
+        self.add_class("aenp-workbench")
+        if run is not None:
+            self.show_run(run)
+
+    # --- public API -------------------------------------------------------------------------------
+
+    def train(self, block: bool = False) -> Run | None:
+        """Press Train; ``block=True`` waits for the run (and re-raises a failure)."""
+        return self.training.train(block=block)
+
+    def stop(self) -> None:
+        """Press Stop: training ends after this step and the run is still evaluated."""
+        self.training.stop()
+
+    def wait(self, timeout: float | None = None) -> Run | None:
+        """Wait for training (and the tabs) to finish."""
+        return self.training.wait(timeout)
+
+    def show_run(self, run: Run) -> None:
+        """Fill the tabs for ``run`` (each tab on its own: one failing does not blank the others)."""
+        self.run = run
+        makers: list[tuple[str, Callable[[], w.Widget]]] = [
+            ("map", lambda: MapView(run, **self.map_kwargs)),
+            ("compare", lambda: ComparePanel(run)),
+            # Computed when its tab is first opened: the map should not wait for it.
+            ("equivariance", lambda: EquivariancePanel(run, compute=False)),
+        ]
+        for i, (name, make) in enumerate(makers):
+            try:
+                panel = make()
+            except Exception as err:  # keep the app usable; say what went wrong in the tab
+                panel = None
+                self.tabs.children[i].children = [
+                    w.HTML(f"<span style='color:#b00020'>{html.escape(str(err))}</span>")
+                ]
+            else:
+                self.tabs.children[i].children = [panel]
+            setattr(self, name, panel)
+        self.tabs.selected_index = 0
+
+    def _on_tab(self, change: dict) -> None:
+        panel = self.equivariance
+        if change["new"] == TABS.index("Equivariance") and panel is not None and not panel.results:
+            panel.compute()

@@ -1,0 +1,273 @@
+"""Train and Stop buttons, a progress bar and a live loss curve around ``workbench.run``.
+
+Training runs in a background thread so the notebook stays responsive; the widgets are updated from
+the training callback at most every ``throttle`` seconds (each update is a message to the browser).
+Whatever happens (finish, Stop, an error), the buttons end in the same idle state.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as w
+import numpy as np
+import plotly.graph_objects as go
+
+import workbench
+from workbench.config import Experiment
+from workbench.run import Run
+
+from .controls import Controls
+
+ExperimentSource = Experiment | Controls | Callable[[], Experiment]
+
+#: Most points the loss curve sends to the browser (longer histories are thinned evenly).
+MAX_CURVE_POINTS = 2000
+
+
+def _thin(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if len(x) <= MAX_CURVE_POINTS:
+        return x, y
+    idx = np.linspace(0, len(x) - 1, MAX_CURVE_POINTS).round().astype(int)
+    return x[idx], y[idx]
+
+
+def _smooth(y: np.ndarray) -> np.ndarray:
+    """Running mean over ~2% of the steps: the trend through the noise of single batches."""
+    k = max(1, len(y) // 50)
+    if k == 1:
+        return y
+    c = np.cumsum(np.insert(y, 0, 0.0))
+    out = np.empty_like(y)
+    out[k - 1 :] = (c[k:] - c[:-k]) / k
+    out[: k - 1] = c[1:k] / np.arange(1, k)
+    return out
+
+
+class TrainingPanel(w.VBox):
+    """Train / Stop, progress and a live loss curve for the experiment of ``source``.
+
+    ``source`` is an :class:`Experiment`, the :class:`Controls` that describe one, or a function
+    returning one. ``on_finish`` callbacks get the finished :class:`Run` (in the training thread).
+    """
+
+    def __init__(
+        self,
+        source: ExperimentSource,
+        *,
+        throttle: float = 0.2,
+        on_start: Callable[[], None] | None = None,
+        on_finish: Callable[[Run], None] | None = None,
+        run_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        self._source = source
+        self.throttle = float(throttle)
+        self.run_kwargs = dict(run_kwargs or {})
+        self._on_start = [on_start] if on_start else []
+        self._on_finish = [on_finish] if on_finish else []
+        self._on_end: list[Callable[[], None]] = []
+        self.run: Run | None = None
+        self.error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._steps: list[int] = []
+        self._losses: list[float] = []
+        self._last_draw = 0.0
+        self._t0 = 0.0
+        self._total = 0
+
+        self.train_button = w.Button(description="Train", icon="play", button_style="success")
+        self.train_button.add_class("aenp-train")
+        self.stop_button = w.Button(description="Stop", icon="stop", button_style="danger", disabled=True)
+        self.stop_button.add_class("aenp-stop")
+        self.progress = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="300px"))
+        self.progress_label = w.Label("")
+        self.status = w.HTML("ready: press Train")
+        self.status.add_class("aenp-status")
+        self.metrics = w.HTML("")
+        self.fig = go.FigureWidget(
+            [
+                go.Scatter(name="loss per step", mode="lines", line=dict(width=1, color="#9ecae1")),
+                go.Scatter(name="running mean", mode="lines", line=dict(width=2, color="#08519c")),
+                go.Scatter(
+                    name="test (fixed inputs on)", mode="markers", marker=dict(size=11, color="#d62728")
+                ),
+                go.Scatter(
+                    name="test, strict component",
+                    mode="markers",
+                    marker=dict(size=11, symbol="diamond", color="#2ca02c"),
+                ),
+            ],
+            layout=dict(
+                height=260,
+                margin=dict(l=60, r=10, t=30, b=40),
+                title=dict(text="training loss", font=dict(size=13)),
+                xaxis_title="step",
+                yaxis_title="-log-lik per target (nats)",
+                legend=dict(orientation="h", y=-0.25),
+            ),
+        )
+        self.train_button.on_click(lambda _: self.train())
+        self.stop_button.on_click(lambda _: self.stop())
+        bar = w.HBox([self.train_button, self.stop_button, self.progress, self.progress_label])
+        super().__init__([bar, self.status, self.fig, self.metrics])
+        self.add_class("aenp-training")
+
+    # --- public API -------------------------------------------------------------------------------
+
+    @property
+    def experiment(self) -> Experiment:
+        """The experiment the next Train press will run."""
+        src = self._source
+        if isinstance(src, Experiment):
+            return src
+        if isinstance(src, Controls):
+            return src.experiment
+        return src()
+
+    @property
+    def running(self) -> bool:
+        """Whether a training thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def add_on_start(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` when training starts (e.g. to lock other widgets)."""
+        self._on_start.append(callback)
+
+    def add_on_finish(self, callback: Callable[[Run], None]) -> None:
+        """Call ``callback(run)`` in the training thread after a run finished (also after Stop)."""
+        self._on_finish.append(callback)
+
+    def add_on_end(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` in the training thread whenever training ends, also after an error."""
+        self._on_end.append(callback)
+
+    def train(self, block: bool = False) -> Run | None:
+        """Start training in a background thread; ``block=True`` waits and re-raises a failure."""
+        if self.running:
+            return self.wait() if block else None
+        try:
+            exp = self.experiment
+        except ValueError as err:  # invalid settings: say so, start nothing
+            self.error = err
+            self._set_status(f"cannot train: {err}", error=True)
+            if block:
+                raise
+            return None
+        self.error, self.run = None, None
+        self._stop.clear()
+        self._steps, self._losses = [], []
+        self._total = exp.steps
+        self._t0 = time.perf_counter()
+        self._last_draw = 0.0
+        self.train_button.disabled = True
+        self.stop_button.disabled = False
+        self.progress.max, self.progress.value, self.progress.bar_style = max(exp.steps, 1), 0, ""
+        self.metrics.value = ""
+        with self.fig.batch_update():
+            for trace in self.fig.data:
+                trace.x, trace.y = [], []
+        self._set_status(f"training {exp.model} / {exp.group} / {exp.relaxation} on {exp.dataset} ...")
+        try:
+            for cb in self._on_start:
+                cb()
+            self._thread = threading.Thread(target=self._work, args=(exp,), name="aenp-train", daemon=True)
+            self._thread.start()
+        except Exception as err:  # nothing runs: put every widget back in its idle state
+            self.error = err
+            self._set_status(f"could not start: {type(err).__name__}: {err}", error=True)
+            self._finish()
+            raise
+        return self.wait() if block else None
+
+    def stop(self) -> None:
+        """Ask training to stop after the current step; the run is still evaluated and kept."""
+        if self.running:
+            self._stop.set()
+            self.stop_button.disabled = True
+            self._set_status("stopping after this step, then evaluating ...")
+
+    def wait(self, timeout: float | None = None, raise_error: bool = True) -> Run | None:
+        """Join the training thread; re-raise its error (unless ``raise_error=False``); the run."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if raise_error and self.error is not None and not self.running:
+            raise self.error
+        return self.run
+
+    # --- the training thread ----------------------------------------------------------------------
+
+    def _callback(self, step: int, loss: float) -> None:
+        self._steps.append(step)
+        self._losses.append(loss)
+        now = time.perf_counter()
+        if now - self._last_draw >= self.throttle or step >= self._total:
+            self._last_draw = now
+            self._draw_progress()
+            if step >= self._total or self._stop.is_set():
+                self._set_status("evaluating on the test tasks ...")
+
+    def _draw_progress(self) -> None:
+        if not self._steps:
+            return
+        step, loss = self._steps[-1], self._losses[-1]
+        rate = len(self._steps) / max(time.perf_counter() - self._t0, 1e-9)
+        self.progress.value = min(step, self.progress.max)
+        self.progress_label.value = f"step {step}/{self._total}  loss {loss:.3f}  {rate:.0f} steps/s"
+        x, y = np.asarray(self._steps), np.asarray(self._losses)
+        xs, ys = _thin(x, y)
+        xm, ym = _thin(x, _smooth(y))
+        with self.fig.batch_update():
+            self.fig.data[0].x, self.fig.data[0].y = xs, ys
+            self.fig.data[1].x, self.fig.data[1].y = xm, ym
+
+    def _work(self, exp: Experiment) -> None:
+        try:
+            r = workbench.run(
+                exp, callbacks=[self._callback], stop=self._stop, progress=False, **self.run_kwargs
+            )
+            self._draw_progress()
+            self._show_result(r)
+            self.run = r
+            for cb in self._on_finish:
+                cb(r)
+            done = r.history.steps_done
+            how = f"stopped at step {done} of {exp.steps}" if r.history.stopped else f"done: {done} steps"
+            ll = r.metrics.get("loglik", math.nan)
+            self._set_status(f"{how} in {r.history.seconds:.1f} s; test log-lik {ll:.3f} nats/target")
+            self.progress.bar_style = "warning" if r.history.stopped else "success"
+        except Exception as err:  # shown in the panel: a thread has nobody else to tell
+            self.error = err
+            self.progress.bar_style = "danger"
+            self._set_status(f"{type(err).__name__}: {err}", error=True)
+        finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        """The idle state: Train on, Stop off, and whoever locked widgets for the run unlocks them."""
+        self.train_button.disabled = False
+        self.stop_button.disabled = True
+        for cb in self._on_end:
+            try:
+                cb()
+            except Exception as err:  # one bad hook must not leave the others undone
+                self._set_status(f"{type(err).__name__}: {err}", error=True)
+
+    def _show_result(self, r: Run) -> None:
+        m = r.metrics
+        last = r.history.steps_done
+        with self.fig.batch_update():
+            if "loglik" in m:
+                self.fig.data[2].x, self.fig.data[2].y = [last], [-m["loglik"]]
+            if "loglik_strict" in m and r.model.has_fixed_inputs:
+                self.fig.data[3].x, self.fig.data[3].y = [last], [-m["loglik_strict"]]
+        self.metrics.value = f"<pre style='font-size:85%'>{html.escape(r.metrics_table())}</pre>" if m else ""
+
+    def _set_status(self, text: str, error: bool = False) -> None:
+        colour = "#b00020" if error else "inherit"
+        self.status.value = f"<span style='color:{colour}'>{html.escape(text)}</span>"
