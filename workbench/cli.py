@@ -1,4 +1,5 @@
-"""Command line: ``workbench run ...`` trains and evaluates; ``workbench list`` shows choices."""
+"""Command line: ``workbench run ...`` trains and evaluates; ``workbench list`` shows choices;
+``workbench notebook NN -p name value ...`` runs a teaching notebook under papermill."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import argparse
 import json
 import sys
 from dataclasses import fields
+from pathlib import Path
+from typing import Any
 
 from workbench.config import MODELS, RELAXATIONS, Experiment
 from workbench.data.registry import DATASETS
@@ -23,6 +26,25 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print the metrics as JSON instead of a table")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     sub.add_parser("list", help="list datasets, models, groups and relaxations")
+    nb = sub.add_parser(
+        "notebook",
+        help="run notebooks/NN_*.ipynb under papermill with parameters",
+        description="Run a notebook of the repository's notebooks/ folder under papermill.",
+    )
+    nb.add_argument("number", metavar="NN", help="the notebook's number (e.g. 03 or 3) or its full name")
+    nb.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="set a parameter; values are read as papermill's -p reads them (int, float, True/False/None, "
+        'else text), and a JSON list or object such as \'["T", "T+C4"]\' becomes a list or dict',
+    )
+    nb.add_argument("-o", "--output", default=None, help="executed notebook to write (default: NN_out.ipynb)")
+    nb.add_argument("-k", "--kernel", default="python3", help="Jupyter kernel name (default: python3)")
+    nb.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
@@ -35,12 +57,99 @@ def _list() -> str:
     return "\n".join(lines)
 
 
+def notebooks_dir() -> Path:
+    """The repository's ``notebooks/`` folder (beside the ``workbench`` package in a checkout)."""
+    return Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def find_notebook(key: str, folder: Path | None = None) -> Path:
+    """The notebook ``NN_*.ipynb`` for ``key`` (``03``, ``3`` or the full name); errors list the choices."""
+    folder = notebooks_dir() if folder is None else folder
+    books = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    if not books:
+        raise FileNotFoundError(f"no notebooks NN_*.ipynb in {folder} (is this a repository checkout?)")
+    key = key.strip().removesuffix(".ipynb")
+    number = key.zfill(2) if key.isdigit() else None
+    hits = [p for p in books if p.stem == key or (number is not None and p.name.startswith(f"{number}_"))]
+    if len(hits) != 1:
+        choices = ", ".join(f"{p.name[:2]} ({p.stem})" for p in books)
+        raise ValueError(f"no notebook {key!r} in {folder}; choose one of: {choices}")
+    return hits[0]
+
+
+def parse_value(text: str) -> Any:
+    """A ``-p`` value as papermill reads it (True/False/None, int, float, else text), or a JSON list/dict."""
+    if text in ("True", "False", "None"):
+        return {"True": True, "False": False, "None": None}[text]
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    if text.lstrip().startswith(("[", "{")):
+        # papermill's -p cannot pass lists (its -y can); notebooks such as 05 take a list of groups.
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            pass
+    return text
+
+
+def run_notebook(
+    key: str,
+    parameters: dict[str, Any],
+    output: str | Path | None = None,
+    *,
+    kernel: str = "python3",
+    progress: bool = True,
+) -> Path:
+    """Execute notebook ``key`` with papermill and the given parameters; returns the output path."""
+    import papermill
+
+    path = find_notebook(key)
+    out = Path(output) if output is not None else Path.cwd() / f"{path.name[:2]}_out.ipynb"
+    papermill.execute_notebook(
+        str(path),
+        str(out),
+        parameters=parameters,
+        kernel_name=kernel,
+        language="python",
+        progress_bar=progress,
+    )
+    return out
+
+
+def _notebook(args: argparse.Namespace) -> int:
+    parameters = {name: parse_value(value) for name, value in args.parameter}
+    try:
+        path = find_notebook(args.number)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"workbench: {err}", file=sys.stderr)
+        return 2
+    from papermill.exceptions import PapermillExecutionError
+
+    try:
+        out = run_notebook(
+            path.stem, parameters, args.output, kernel=args.kernel, progress=not args.no_progress
+        )
+    except PapermillExecutionError as err:
+        print(
+            f"workbench: {path.name} failed in cell {err.exec_count}: {err.ename}: {err.evalue}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"executed {path.name} -> {out}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``workbench`` command."""
     args = _parser().parse_args(argv)
     if args.command == "list":
         print(_list())
         return 0
+    if args.command == "notebook":
+        return _notebook(args)
     from workbench.run import run
 
     given = {f.name: getattr(args, f.name) for f in fields(Experiment) if getattr(args, f.name) is not None}

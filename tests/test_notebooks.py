@@ -1,0 +1,213 @@
+"""Every notebook in notebooks/ runs under papermill with fast parameters and records sane metrics.
+
+Each notebook writes its key numbers as JSON at ``metrics_path``; the checks below read them. A new
+notebook is picked up by the glob and must at least record its name, its parameters and a finite
+log-likelihood.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import papermill as pm
+import pytest
+import xarray as xr
+
+from workbench import Experiment, run
+from workbench.cli import find_notebook, main, parse_value
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+#: Keys each known notebook must record (besides ``notebook`` and ``parameters``).
+EXPECTED = {
+    "00_start_here": {"loglik", "loglik_strict", "orbit_error_strict"},
+    "01_symmetry_and_equivariance": {
+        "orbit_error_untrained",
+        "orbit_error_strict",
+        "loglik",
+        "oracle_loglik",
+    },
+    "02_breaking_symmetry_1d": {
+        "loglik",
+        "oracle_loglik",
+        "delta_equiv",
+        "orbit_error",
+        "orbit_error_strict",
+    },
+    "03_mountains_colorado": {
+        "loglik",
+        "breaking_elevation_corr",
+        "map_breaking_elevation_corr",
+        "orbit_error",
+        "orbit_error_strict",
+    },
+    "04_rotations_and_reflections": {
+        "loglik",
+        "oracle_loglik",
+        "relative_orbit_error_untrained",
+        "orbit_error_trained_fixed_inputs",
+        "orbit_error_strict",
+    },
+    "05_relaxation_sweep": {"loglik", "loglik_strict", "orbit_error_strict", "results_path", "results_dims"},
+}
+STRICT = 1e-4  # an exactly equivariant model: float rounding only
+
+
+def _execute(path: Path, tmp_path: Path, **parameters) -> dict:
+    """Run a notebook with fast parameters (plus those it declares: run_dir, results_path); its metrics."""
+    declared = pm.inspect_notebook(str(path))
+    given = {"fast": True, "metrics_path": str(tmp_path / "metrics.json")}
+    optional = {"run_dir": str(tmp_path / "runs"), "results_path": str(tmp_path / "results.nc")}
+    given.update({k: v for k, v in optional.items() if k in declared})
+    given.update(parameters)
+    pm.execute_notebook(
+        str(path),
+        str(tmp_path / path.name),
+        parameters=given,
+        kernel_name="python3",
+        language="python",
+        progress_bar=False,
+        cwd=str(tmp_path),  # anything a notebook writes by a relative path lands here, not in the repo
+    )
+    return json.loads((tmp_path / "metrics.json").read_text())
+
+
+def _logliks(record: dict) -> list[float]:
+    """Every number recorded under a key that names a log-likelihood, however deeply nested."""
+    found = []
+
+    def walk(obj, under_loglik: bool) -> None:
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                walk(v, under_loglik or "loglik" in str(k))
+        elif isinstance(obj, list):
+            for v in obj:
+                walk(v, under_loglik)
+        elif under_loglik and obj is not None:
+            found.append(obj)
+
+    walk(record, False)
+    return found
+
+
+def _check_01(m: dict, tmp_path: Path) -> None:
+    t, flips = (
+        m["orbit_error_untrained"]["translations (T)"],
+        m["orbit_error_untrained"]["translations + flips (T+flip)"],
+    )
+    assert t["strict (T)"] < STRICT and t["strict (T+flip)"] < STRICT and flips["strict (T+flip)"] < STRICT
+    # The free model and a T model under flips are measurably not equivariant, even untrained.
+    assert t["none"] > 100 * max(t["strict (T)"], 1e-8)
+    assert flips["strict (T)"] > 100 * max(flips["strict (T+flip)"], 1e-8)
+
+
+def _check_02(m: dict, tmp_path: Path) -> None:
+    assert m["oracle_loglik"] > max(m["loglik"].values())  # the oracle is the ceiling
+    assert set(m["loglik"]) == {"none", "strict", "fixed-inputs", "fixed-inputs (strict component)"}
+    assert m["orbit_error"]["fixed-inputs, t off"] < STRICT < m["orbit_error"]["fixed-inputs, t on"]
+    assert m["delta_equiv"] > 0
+
+
+def _check_03(m: dict, tmp_path: Path) -> None:
+    for key in ("breaking_elevation_corr", "map_breaking_elevation_corr"):
+        assert -1.0 <= m[key] <= 1.0
+    assert m["orbit_error"]["fixed inputs off"] < STRICT < m["orbit_error"]["fixed inputs on"]
+
+
+def _check_04(m: dict, tmp_path: Path) -> None:
+    rel = m["relative_orbit_error_untrained"]
+    assert rel["T+C4"]["rot90"] < STRICT < rel["T"]["rot90"]
+    assert rel["T+D4"]["flip+rot0"] < STRICT < rel["T+C4"]["flip+rot0"]
+    assert rel["T+C8"]["rot45"] * 10 < rel["T"]["rot45"]  # interpolated filters: close, not exact
+    trained = m["orbit_error_trained_fixed_inputs"]
+    assert max(trained["fixed inputs off"].values()) < STRICT
+    assert trained["fixed inputs on"]["rot90"] > 100 * max(trained["fixed inputs off"]["rot90"], 1e-8)
+    assert m["oracle_loglik"] > max(m["loglik"].values())
+
+
+def _check_05(m: dict, tmp_path: Path) -> None:
+    p = m["parameters"]
+    with xr.open_dataset(m["results_path"]) as ds:
+        assert dict(ds.sizes) == {"group": len(p["groups"]), "strength": len(p["strengths"])}
+        assert list(ds["group"].values) == p["groups"]
+        assert np.allclose(ds["strength"].values, p["strengths"])
+        for name in ("loglik", "loglik_strict", "orbit_error", "delta_equiv", "breaking_elevation_corr"):
+            assert ds[name].dims == ("group", "strength"), name
+            assert np.isfinite(ds[name].values).all(), name
+        assert ds["loglik"].attrs["units"] == "nats/target"
+        # Strength 0 is the strict model itself: same log-likelihood with fixed inputs on or off.
+        at0 = ds.sel(strength=0.0)
+        assert np.allclose(at0["loglik"], at0["loglik_strict"])
+        assert float(at0["orbit_error"].max()) < STRICT
+
+
+CHECKS = {
+    "01_symmetry_and_equivariance": _check_01,
+    "02_breaking_symmetry_1d": _check_02,
+    "03_mountains_colorado": _check_03,
+    "04_rotations_and_reflections": _check_04,
+    "05_relaxation_sweep": _check_05,
+}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_fast_and_records_metrics(path, tmp_path):
+    m = _execute(path, tmp_path)
+    assert m["notebook"] == path.stem
+    assert m["parameters"]["fast"] is True
+    missing = EXPECTED.get(path.stem, {"loglik"}) - set(m)
+    assert not missing, f"{path.name} did not record {sorted(missing)}"
+    values = _logliks(m)
+    assert values and all(isinstance(v, float) and math.isfinite(v) for v in values), values
+    if m.get("orbit_error_strict") is not None:
+        assert 0 <= m["orbit_error_strict"] < STRICT
+    if path.stem in CHECKS:
+        CHECKS[path.stem](m, tmp_path)
+
+
+def test_cli_runs_a_notebook_that_loads_a_saved_run(tmp_path, monkeypatch):
+    exp = Experiment(dataset="gp-eq-1d", group="T", relaxation="strict", steps=2, test_tasks=16)
+    saved = run(exp, progress=False)
+    saved.save(tmp_path / "run")
+    monkeypatch.chdir(tmp_path)  # the default output NN_out.ipynb goes to the working directory
+    metrics = tmp_path / "m.json"
+    args = [
+        "notebook",
+        "1",
+        "-p",
+        "fast",
+        "True",
+        "-p",
+        "train",
+        "False",
+        "-p",
+        "run_dir",
+        str(tmp_path / "run"),
+    ]
+    assert main([*args, "-p", "metrics_path", str(metrics), "--no-progress"]) == 0
+    assert (tmp_path / "01_out.ipynb").is_file()
+    m = json.loads(metrics.read_text())
+    assert m["parameters"]["train"] is False and m["parameters"]["fast"] is True
+    assert m["loglik"]["strict"] == pytest.approx(saved.metrics["loglik"])  # the loaded run's metrics
+    assert m["orbit_error_strict"] < STRICT
+
+
+def test_cli_notebook_errors_list_the_choices(capsys):
+    assert main(["notebook", "99"]) == 2
+    err = capsys.readouterr().err
+    assert "choose one of" in err and "01 (01_symmetry_and_equivariance)" in err
+    with pytest.raises(ValueError, match="05_relaxation_sweep"):
+        find_notebook("nonsense")
+    assert find_notebook("3").name == "03_mountains_colorado.ipynb"
+    assert find_notebook("03_mountains_colorado").name == "03_mountains_colorado.ipynb"
+
+
+def test_cli_values_are_read_like_papermill():
+    assert parse_value("3000") == 3000 and isinstance(parse_value("3000"), int)
+    assert parse_value("0.5") == 0.5
+    assert parse_value("True") is True and parse_value("False") is False and parse_value("None") is None
+    assert parse_value("T+C4") == "T+C4" and parse_value("1990-07") == "1990-07"
+    assert parse_value('["T", "T+C4"]') == ["T", "T+C4"]
+    assert parse_value("[not json") == "[not json"
