@@ -114,7 +114,7 @@ def map_speed(n: int) -> dict:
 
 
 def run(quick: bool) -> dict:
-    steps = 3 if quick else 200
+    steps = 3 if quick else 1500
     n_test, n_val = (16, 16) if quick else (256, 128)
     files = [p for p in datasets_dir().rglob("*") if p.is_file()]
     result: dict = {
