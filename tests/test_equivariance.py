@@ -30,7 +30,7 @@ def test_strict_models_have_tiny_orbit_error(gibbs, gibbs_tasks, model, group):
 @pytest.mark.parametrize("model,group", FREE)
 def test_free_models_are_not_translation_equivariant(gibbs, gibbs_tasks, model, group):
     m = _model(gibbs, model, group)
-    train(m, gibbs.batches(8, seed=3), 10, progress=False)
+    train(m, gibbs.batches(8, seed=3), 30, progress=False)
     err = orbit_error(m, gibbs_tasks, get_group("T"), gibbs.box, shift=1.5)
     assert err > 1e-3
 

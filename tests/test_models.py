@@ -84,3 +84,21 @@ def test_separable_2d_setconv_matches_dense_kernel_sums(isotropic):
     assert torch.allclose(enc(xc, yc, mask, grid), dense, atol=1e-5)
     dense_out = dec.setconv.weights(xt, grid.reshape(3, -1, 2)) @ h.reshape(3, -1, 5)
     assert torch.allclose(dec(grid, h, xt), dense_out, atol=1e-4)
+
+
+def test_1d_conv_body_sees_the_whole_gibbs_box(gibbs):
+    """Targets lie up to 2 units beyond the context: the default 1-D body's receptive field spans [-4, 4]."""
+    from workbench.nn.cnn import ConvBody
+
+    model = build_model(Experiment(dataset="gibbs-1d", relaxation="strict"), 1, 1, gibbs.box)
+    body = model.body
+    assert isinstance(body, ConvBody)
+    n = model.n_grid
+    impulse = torch.zeros(1, n, body.convs[0].weight.shape[1])
+    impulse[0, n // 2] = 1.0
+    with torch.no_grad():
+        base = body(torch.zeros_like(impulse))
+        reach = (body(impulse) - base).abs().sum(-1)[0] > 0
+    idx = reach.nonzero()[:, 0]
+    width_units = float(idx.max() - idx.min()) * model.spacing
+    assert width_units >= 8.0  # the target box [-4, 4]; undilated 5 x 9 taps reach only 2.5

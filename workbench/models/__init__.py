@@ -8,7 +8,7 @@ from workbench.models.base import NeuralProcess
 from workbench.models.conv import ConvCNP
 from workbench.models.deepsets import DeepSetsCNP
 from workbench.models.transformer import TransformerNP
-from workbench.nn.cnn import GroupConvBody
+from workbench.nn.cnn import GroupConvBody, doubling_dilations
 from workbench.nn.fixed_inputs import Box, FixedInputs
 
 #: Default (width, depth) of each family; the conv default is the benchmark's 5 x 32 ConvCNP.
@@ -47,6 +47,10 @@ def build_model(exp: Experiment, dim_x: int, dim_y: int, box: Box) -> NeuralProc
     kwargs = dict(channels=width, depth=depth, symmetric=exp.group == "T+flip")
     if dim_x == 2:
         kwargs.update(points_per_unit=CONV_2D["points_per_unit"], kernel=CONV_2D["kernel"])
+    else:
+        # gibbs-1d targets lie up to 2 units beyond the context: dilations 1, 2, 4, 8, 1 see the whole
+        # [-4, 4] box (undilated: 2.5 units) for the same cost; +0.08 nats at 3000 steps (see README).
+        kwargs["dilations"] = doubling_dilations(depth)
     group = get_group(exp.group)
     if group.rotations > 1 or (dim_x == 2 and group.reflections):
         # EquivCNP: isotropic SetConv (one length scale) so the encoder commutes with rotations too.

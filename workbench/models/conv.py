@@ -40,6 +40,7 @@ class ConvCNP(NeuralProcess):
         relaxed_banks: int = 0,
         body: nn.Module | None = None,
         isotropic: bool = False,
+        dilations: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__()
         self.dim_x, self.box = dim_x, tuple(box)
@@ -61,10 +62,12 @@ class ConvCNP(NeuralProcess):
                 raise ValueError(
                     "relaxed convolution needs a mixer (FixedInputs with banks * depth channels)"
                 )
-            self.body = RelaxedConvBody(dim_x, channels, channels, depth, kernel, fixed, relaxed_banks)
+            self.body = RelaxedConvBody(
+                dim_x, channels, channels, depth, kernel, fixed, relaxed_banks, dilations
+            )
         else:
             n_fixed = 0 if fixed is None else fixed.n_channels
-            self.body = ConvBody(dim_x, channels + n_fixed, channels, depth, kernel, symmetric)
+            self.body = ConvBody(dim_x, channels + n_fixed, channels, depth, kernel, symmetric, dilations)
         self.decoder = SetConvDecoder(dim_x, lengthscale, isotropic)
         self.head = MLP(channels, 2 * dim_y, hidden=channels, layers=1)
         self.likelihood = HeteroscedasticNormal()

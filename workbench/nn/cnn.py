@@ -27,15 +27,19 @@ def from_nchw(h: Tensor, dim: int) -> Tensor:
 
 class GridConv(nn.Module):
     """One 'same' convolution on a 1-D or 2-D grid; ``symmetric`` makes 1-D kernels mirror-symmetric
-    (so the layer commutes with reflections x -> -x)."""
+    (so the layer commutes with reflections x -> -x); ``dilation`` spaces the taps (1-D only)."""
 
-    def __init__(self, dim: int, c_in: int, c_out: int, kernel: int, symmetric: bool = False) -> None:
+    def __init__(
+        self, dim: int, c_in: int, c_out: int, kernel: int, symmetric: bool = False, dilation: int = 1
+    ) -> None:
         super().__init__()
         if kernel % 2 == 0:
             raise ValueError(f"kernel size must be odd to keep the grid centred, got {kernel}")
         if symmetric and dim != 1:
             raise ValueError("symmetric kernels are for 1-D reflections; use group convolutions in 2-D")
-        self.dim, self.kernel, self.symmetric = dim, kernel, symmetric
+        if dilation < 1 or (dilation > 1 and dim != 1):
+            raise ValueError(f"dilation must be a positive integer and is for 1-D grids, got {dilation}")
+        self.dim, self.kernel, self.symmetric, self.dilation = dim, kernel, symmetric, dilation
         shape = (c_out, c_in, 1, kernel) if dim == 1 else (c_out, c_in, kernel, kernel)
         self.weight = nn.Parameter(torch.empty(shape))
         self.bias = nn.Parameter(torch.zeros(c_out))
@@ -49,20 +53,45 @@ class GridConv(nn.Module):
 
     def forward(self, h: Tensor) -> Tensor:
         """``[b, c_in, H, W]`` (channels-last) -> ``[b, c_out, H, W]``."""
-        pad = (0, self.kernel // 2) if self.dim == 1 else self.kernel // 2
-        return F.conv2d(h, self.kernel_weight(), self.bias, padding=pad)
+        if self.dim == 1:
+            d = self.dilation
+            return F.conv2d(
+                h, self.kernel_weight(), self.bias, padding=(0, d * (self.kernel // 2)), dilation=(1, d)
+            )
+        return F.conv2d(h, self.kernel_weight(), self.bias, padding=self.kernel // 2)
+
+
+def doubling_dilations(depth: int) -> tuple[int, ...]:
+    """Dilations 1, 2, 4, ... with a last layer of 1: the receptive field grows geometrically at no cost."""
+    return tuple(2**i for i in range(depth - 1)) + (1,) if depth > 1 else (1,) * depth
 
 
 class ConvBody(nn.Module):
-    """``depth`` convolutions with ReLU between: ``[b, n.., c_in] -> [b, n.., channels]``."""
+    """``depth`` convolutions with ReLU between: ``[b, n.., c_in] -> [b, n.., channels]``.
+
+    ``dilations`` (1-D only; one per layer, default all 1) widen the receptive field without more
+    parameters or time; dilated convolutions still commute with translations and, with symmetric
+    kernels, with reflections.
+    """
 
     def __init__(
-        self, dim: int, c_in: int, channels: int, depth: int, kernel: int, symmetric: bool = False
+        self,
+        dim: int,
+        c_in: int,
+        channels: int,
+        depth: int,
+        kernel: int,
+        symmetric: bool = False,
+        dilations: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__()
         self.dim = dim
+        dilations = dilations or (1,) * depth
+        if len(dilations) != depth:
+            raise ValueError(f"need one dilation per layer ({depth}), got {dilations}")
         self.convs = nn.ModuleList(
-            GridConv(dim, c_in if i == 0 else channels, channels, kernel, symmetric) for i in range(depth)
+            GridConv(dim, c_in if i == 0 else channels, channels, kernel, symmetric, dilations[i])
+            for i in range(depth)
         )
 
     def forward(self, h: Tensor, grid: Tensor | None = None) -> Tensor:

@@ -19,7 +19,15 @@ class RelaxedConvBody(nn.Module):
     """``depth`` relaxed convolutions with ReLU: ``[b, n.., c_in] -> [b, n.., channels]``."""
 
     def __init__(
-        self, dim: int, c_in: int, channels: int, depth: int, kernel: int, mixer: FixedInputs, banks: int = 3
+        self,
+        dim: int,
+        c_in: int,
+        channels: int,
+        depth: int,
+        kernel: int,
+        mixer: FixedInputs,
+        banks: int = 3,
+        dilations: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__()
         if mixer.n_channels != banks * depth:
@@ -28,8 +36,10 @@ class RelaxedConvBody(nn.Module):
             )
         self.dim, self.banks, self.channels = dim, banks, channels
         self.mixer = mixer
+        dilations = dilations or (1,) * depth
         self.convs = nn.ModuleList(
-            GridConv(dim, c_in if i == 0 else channels, banks * channels, kernel) for i in range(depth)
+            GridConv(dim, c_in if i == 0 else channels, banks * channels, kernel, dilation=dilations[i])
+            for i in range(depth)
         )
 
     def forward(self, h: Tensor, grid: Tensor, enabled: bool = True) -> Tensor:
