@@ -2,7 +2,8 @@
 
 For colorado-temperature (test = 1989-1997), us-terrain (test = the eastern US, out of the training
 box) and terrain:alps->rockies (test = the Rockies): mean log-likelihood per target of four ConvCNPs
-trained for the same steps on the same task stream:
+trained for the same steps on the same task stream, each kept at its best validation step
+(early stopping, checked every steps/6):
 
 - ``none``: no symmetry (fixed inputs always on),
 - ``strict``: translation equivariant,
@@ -29,7 +30,7 @@ from workbench.evaluate import mean_loglik
 from workbench.geo import datasets_dir
 from workbench.maps import predict_map
 from workbench.models import CONV_2D, ConvCNP, build_model
-from workbench.train import History, train
+from workbench.train import History, KeepBest, train
 
 DATASETS = ["colorado-temperature", "us-terrain", "terrain:alps->rockies"]
 MODELS = {
@@ -48,7 +49,7 @@ def _model(name: str, exp: Experiment, sampler) -> torch.nn.Module:
         2,
         1,
         sampler.box,
-        fixed=ElevationInputs(sampler, sampler.box),
+        fixed=ElevationInputs(sampler, sampler.box, footprint=1.0 / CONV_2D["points_per_unit"]),
         channels=CONV_2D["width"],
         depth=CONV_2D["depth"],
         points_per_unit=CONV_2D["points_per_unit"],
@@ -74,10 +75,21 @@ def one_dataset(name: str, steps: int, n_test: int, n_val: int) -> dict:
     for model_name, kw in MODELS.items():
         exp = Experiment(dataset=name, model="conv", steps=steps, **kw)
         model = _model(model_name, exp, sampler)
+        # Early stopping on the validation split: Colorado's ~1000 training months overfit.
+        keep = KeepBest(model, val, every=max(steps // 6, 1))
         hist: History = train(
-            model, sampler.batches(16, seed=exp.seed), steps, lr=exp.lr, device="cpu", progress=False
+            model,
+            sampler.batches(16, seed=exp.seed),
+            steps,
+            lr=exp.lr,
+            device="cpu",
+            progress=False,
+            callbacks=[keep],
         )
+        final = mean_loglik(model, test)
         row = {
+            "final_test_loglik": final,
+            "best_step": keep.restore(),
             "test_loglik": mean_loglik(model, test),
             "val_loglik": mean_loglik(model, val),
             "train_seconds": hist.seconds,

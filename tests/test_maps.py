@@ -145,6 +145,17 @@ def test_elevation_inputs_reference_model() -> None:
     assert torch.isfinite(model.loglik(batch)).all()
     test = s.test_set(2, batch_size=2)[0]  # east of the box: elevation is still known there
     assert float(model.fixed(test.xt).abs().sum()) > 0
+    # With a footprint each value is the mean of a 5 x 5 stencil over the cell: within its samples.
+    stencil = [-0.1, -0.05, 0.0, 0.05, 0.1]  # 0.4 x the footprint either side
+    x = torch.tensor([[[-0.9, 0.8]]])
+    smooth = ElevationInputs(s, s.box, footprint=0.25)(x)
+    corners = [
+        ElevationInputs(s, s.box)(x + torch.tensor([du, dv]))
+        for du in stencil
+        for dv in stencil
+    ]
+    lo, hi = min(float(c) for c in corners), max(float(c) for c in corners)
+    assert lo - 1e-6 <= float(smooth) <= hi + 1e-6 and hi > lo
 
 
 def test_cartopy_figure_renders_offline(colorado_run, no_network: None, tmp_path: Path) -> None:

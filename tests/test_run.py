@@ -9,8 +9,9 @@ import torch
 from workbench import Experiment, Task, load_run, run
 from workbench.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from workbench.cli import main
+from workbench.evaluate import mean_loglik
 from workbench.models import build_model
-from workbench.train import TrainingDiverged, train
+from workbench.train import KeepBest, TrainingDiverged, train
 
 SMALL = dict(steps=10, test_tasks=32, batch_size=8)
 TIMING = {"train_seconds", "steps_per_second"}
@@ -123,6 +124,20 @@ def test_stop_callbacks_and_resume(gibbs, tmp_path):
     assert hist.stopped and hist.steps_done == 3 and [s for s, _ in seen] == [1, 2, 3]
     more = train(model, gibbs.batches(8, seed=1), 2, resume=ckpt, checkpoint_path=ckpt, progress=False)
     assert more.step == [1, 2, 3, 4, 5]
+
+
+def test_keep_best_restores_the_best_validation_weights(gibbs, gibbs_tasks):
+    """Early stopping: after restore() the model scores exactly the best validation score seen."""
+    torch.manual_seed(0)
+    model = build_model(Experiment(), 1, 1, gibbs.box)
+    keep = KeepBest(model, gibbs_tasks[:2], every=4)
+    train(model, gibbs.batches(8, seed=0), 20, lr=3e-3, callbacks=[keep], progress=False)
+    assert [s for s, _ in keep.scores] == [4, 8, 12, 16, 20]
+    assert keep.best == max(v for _, v in keep.scores)
+    assert keep.restore() == keep.best_step
+    assert mean_loglik(model, gibbs_tasks[:2]) == pytest.approx(keep.best, abs=1e-6)
+    with pytest.raises(ValueError, match="every"):
+        KeepBest(model, gibbs_tasks, every=0)
 
 
 def test_bring_your_own_tasks(gibbs):

@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from workbench.checkpoint import load_checkpoint, save_checkpoint
+from workbench.evaluate import mean_loglik
 from workbench.models.base import NeuralProcess
 from workbench.task import Task
 
@@ -45,6 +46,37 @@ class History:
     def from_dict(cls, d: dict) -> History:
         """Inverse of :meth:`to_dict`."""
         return cls(list(d["step"]), list(d["loss"]), float(d["seconds"]), bool(d["stopped"]))
+
+
+class KeepBest:
+    """Callback for early stopping: every ``every`` steps, score ``model`` on ``tasks`` (mean
+    log-likelihood per target, e.g. a validation split) and keep a copy of the best weights;
+    :meth:`restore` loads them back. Small real datasets (Colorado) overfit; this picks the step.
+    """
+
+    def __init__(self, model: NeuralProcess, tasks: Iterable[Task], every: int = 250) -> None:
+        if every < 1:
+            raise ValueError(f"every must be a positive number of steps, got {every}")
+        self.model, self.tasks, self.every = model, list(tasks), every
+        self.scores: list[tuple[int, float]] = []
+        self.best, self.best_step = -math.inf, 0
+        self._state: dict[str, torch.Tensor] | None = None
+
+    def __call__(self, step: int, loss: float) -> None:  # noqa: D102
+        if step % self.every:
+            return
+        score = mean_loglik(self.model, self.tasks)
+        self.model.train()
+        self.scores.append((step, score))
+        if score > self.best:
+            self.best, self.best_step = score, step
+            self._state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def restore(self) -> int:
+        """Load the best weights seen (nothing if none was scored); returns their step."""
+        if self._state is not None:
+            self.model.load_state_dict(self._state)
+        return self.best_step
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

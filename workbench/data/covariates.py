@@ -23,9 +23,15 @@ class ElevationInputs(nn.Module):
     ``forward(x, enabled)``), so ``ConvCNP(..., fixed=ElevationInputs(sampler, box))`` works unchanged.
     """
 
-    def __init__(self, sampler: GeoSampler, box: Box) -> None:
+    def __init__(self, sampler: GeoSampler, box: Box, footprint: float = 0.0) -> None:
         super().__init__()
         self.sampler, self.box = sampler, tuple(box)
+        # Mountains vary on scales far below a coarse model grid; sampling one point per grid cell
+        # aliases them, so with a footprint (the grid spacing, in model units) each value is the
+        # mean over a 5 x 5 stencil covering its cell.
+        steps = np.linspace(-0.4, 0.4, 5) * footprint if footprint > 0 else np.zeros(1)
+        du, dv = np.meshgrid(steps, steps)
+        self.stencil = np.stack([du.ravel(), dv.ravel()], -1)  # [s, 2]
         self.dim, self.n_channels, self.dropout = 2, 1, 0.0
         lats = np.linspace(sampler.train_region[2], sampler.train_region[3], 64)
         lons = np.linspace(sampler.train_region[0], sampler.train_region[1], 64)
@@ -40,7 +46,9 @@ class ElevationInputs(nn.Module):
         """Normalised elevation at points ``x [b, n.., 2]`` (model coordinates) -> ``[b, n.., 1]``."""
         if not enabled:
             return x.new_zeros((*x.shape[:-1], 1))
-        lon, lat = self.sampler.coords.to_lonlat(x.detach().cpu().double().numpy())
-        e = self.sampler.elevation_at(lon, lat)
-        t = np.nan_to_num((e - self.mean) / self.std, nan=(0.0 - self.mean) / self.std)
+        pts = x.detach().cpu().double().numpy()[..., None, :] + self.stencil  # [b, n.., s, 2]
+        lon, lat = self.sampler.coords.to_lonlat(pts)
+        # Sea and unknown count as 0 m, as in the single-point case.
+        e = np.nan_to_num(self.sampler.elevation_at(lon, lat), nan=0.0).mean(-1)
+        t = (e - self.mean) / self.std
         return torch.from_numpy(t).to(device=x.device, dtype=x.dtype)[..., None]
