@@ -365,3 +365,15 @@ def test_a_run_on_an_in_memory_field_saves_and_loads(tmp_path):
     assert back.experiment.dataset == str((tmp_path / "run" / "dataset.nc").resolve())
     for k, v in r.model.state_dict().items():
         assert torch.equal(v, back.model.state_dict()[k])
+
+
+def test_early_stopping_keeps_the_best_validation_step() -> None:
+    """validate_every > 0 scores the validation years and keeps the best weights; GP data refuse it."""
+    from workbench import run
+
+    exp = Experiment(dataset="colorado-temperature", steps=6, batch_size=4, test_tasks=16, validate_every=3)
+    r = run(exp, progress=False)
+    assert r.metrics["best_step"] in (3.0, 6.0)
+    assert math.isfinite(r.metrics["val_loglik"])
+    with pytest.raises(ValueError, match="validation split"):
+        run(Experiment(dataset="gibbs-1d", steps=2, test_tasks=16, validate_every=1), progress=False)

@@ -149,11 +149,7 @@ def test_elevation_inputs_reference_model() -> None:
     stencil = [-0.1, -0.05, 0.0, 0.05, 0.1]  # 0.4 x the footprint either side
     x = torch.tensor([[[-0.9, 0.8]]])
     smooth = ElevationInputs(s, s.box, footprint=0.25)(x)
-    corners = [
-        ElevationInputs(s, s.box)(x + torch.tensor([du, dv]))
-        for du in stencil
-        for dv in stencil
-    ]
+    corners = [ElevationInputs(s, s.box)(x + torch.tensor([du, dv])) for du in stencil for dv in stencil]
     lo, hi = min(float(c) for c in corners), max(float(c) for c in corners)
     assert lo - 1e-6 <= float(smooth) <= hi + 1e-6 and hi > lo
 

@@ -68,6 +68,9 @@ class Experiment:
     width: int | None = None
     depth: int | None = None
     test_tasks: int = 1024
+    #: > 0: score the dataset's validation split every this many steps and keep the best weights
+    #: (early stopping; real datasets with few independent tasks, e.g. Colorado, overfit). 0: off.
+    validate_every: int = 0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -90,7 +93,14 @@ class Experiment:
             )
         if not isinstance(self.strength, (int, float)) or not 0.0 <= float(self.strength) <= 1.0:
             raise ValueError(f"Experiment.strength = {self.strength!r} must be a number in [0, 1]")
-        for name, lo in (("n_fixed", 0), ("steps", 0), ("batch_size", 1), ("test_tasks", 1), ("seed", 0)):
+        for name, lo in (
+            ("n_fixed", 0),
+            ("steps", 0),
+            ("batch_size", 1),
+            ("test_tasks", 1),
+            ("seed", 0),
+            ("validate_every", 0),
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < lo:
                 raise ValueError(f"Experiment.{name} = {value!r} must be an integer >= {lo}")

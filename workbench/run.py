@@ -20,7 +20,7 @@ from workbench.models import build_model
 from workbench.models.base import NeuralProcess
 from workbench.nn.fixed_inputs import Box
 from workbench.task import Task
-from workbench.train import Callback, History, resolve_device, train
+from workbench.train import Callback, History, KeepBest, resolve_device, train
 
 #: Metric name -> (unit, meaning); the order is the order of the printed table.
 METRICS: dict[str, tuple[str, str]] = {
@@ -169,24 +169,36 @@ def run(
 
     torch.manual_seed(exp.seed)
     model = build_model(exp, first.dim_x, first.dim_y, box)
+    keep = None
+    if exp.validate_every:
+        if not hasattr(sampler, "validation_set"):
+            raise ValueError(
+                f"Experiment.validate_every = {exp.validate_every} needs a dataset with a validation "
+                f"split; {exp.dataset!r} has none (use validate_every=0)"
+            )
+        keep = KeepBest(model, sampler.validation_set(256, batch_size=16), every=exp.validate_every)
     history = train(
         model,
         train_tasks,
         exp.steps,
         lr=exp.lr,
         device=exp.device,
-        callbacks=callbacks,
+        callbacks=[*callbacks, *([keep] if keep else [])],
         stop=stop,
         progress=progress,
         checkpoint_path=checkpoint_path,
         checkpoint_every=checkpoint_every,
     )
+    best_step = keep.restore() if keep is not None else None
     result = Run(exp, model, history, {}, box, first.dim_x, first.dim_y)
     if evaluate:
         result.metrics = evaluate_run(result, test_tasks, oracle=getattr(sampler, "oracle_loglik", None))
         # Datasets with a known truth add their own scores (e.g. breaking field vs elevation).
         if hasattr(sampler, "extra_metrics"):
             result.metrics.update(sampler.extra_metrics(result))
+        if keep is not None:
+            result.metrics["best_step"] = float(best_step)
+            result.metrics["val_loglik"] = keep.best
     return result
 
 
