@@ -12,7 +12,8 @@ from plotly.callbacks import Points
 
 import widgets.training
 from widgets import ComparePanel, Controls, EquivariancePanel, MapView, TrainingPanel, Workbench
-from workbench import Experiment, run
+from workbench import Experiment, load_run, run
+from workbench.data.registry import make_dataset
 from workbench.train import TrainingDiverged
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,8 +114,8 @@ def test_training_panel_trains_in_a_thread_and_resets_the_buttons():
     assert panel.progress.value == 20 and "loglik" in panel.metrics.value
 
 
-def test_stop_ends_training_with_an_evaluated_run():
-    panel = TrainingPanel(Experiment(dataset="gibbs-1d", steps=1_000_000, **SMALL))
+def test_stop_ends_training_with_an_evaluated_saved_run(tmp_path):
+    panel = TrainingPanel(Experiment(dataset="gibbs-1d", steps=1_000_000, **SMALL), save_dir=tmp_path)
     panel.train()
     deadline = time.time() + 60
     while len(panel._steps) < 3 and time.time() < deadline:
@@ -126,6 +127,13 @@ def test_stop_ends_training_with_an_evaluated_run():
     assert math.isfinite(r.metrics["loglik"])
     assert "stopped at step" in panel.status.value
     assert not panel.train_button.disabled and panel.stop_button.disabled
+    # Stop leaves a consistent model on disk: loading it gives the same predictions.
+    assert panel.saved_to is not None and panel.saved_to.parent == tmp_path
+    assert str(panel.saved_to) in panel.status.value
+    again = load_run(panel.saved_to)
+    task = next(make_dataset("gibbs-1d").batches(2, seed=9))
+    with torch.no_grad():
+        assert torch.equal(again.model.predict(task).mean, r.model.cpu().predict(task).mean)
 
 
 def test_a_failing_run_is_reported_and_leaves_the_app_usable(monkeypatch):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
@@ -24,7 +25,8 @@ class Workbench(w.VBox):
     """Pick an experiment, train it, then look at its map, its siblings and its equivariance.
 
     ``experiment``: the starting settings (default: Colorado temperatures, the paper's fixed inputs);
-    ``run``: a finished run to show at once; ``map_kwargs`` go to :class:`MapView`.
+    ``run``: a finished run to show at once; ``map_kwargs`` go to :class:`MapView`; every trained
+    (or stopped) run is saved under ``save_dir`` (``None``: not saved).
     """
 
     def __init__(
@@ -33,13 +35,14 @@ class Workbench(w.VBox):
         *,
         run: Run | None = None,
         map_kwargs: dict[str, Any] | None = None,
+        save_dir: str | Path | None = "runs",
     ) -> None:
         exp = experiment or (
             run.experiment if run is not None else Experiment(dataset="colorado-temperature")
         )
         self.map_kwargs = dict(map_kwargs or {})
         self.controls = Controls(exp)
-        self.training = TrainingPanel(self.controls)
+        self.training = TrainingPanel(self.controls, save_dir=save_dir)
         self.training.add_on_start(lambda: self.controls.set_busy(True))
         self.training.add_on_finish(self.show_run)
         self.training.add_on_end(lambda: self.controls.set_busy(False))

@@ -12,6 +12,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
@@ -49,11 +50,21 @@ def _smooth(y: np.ndarray) -> np.ndarray:
     return out
 
 
+def _run_name(exp: Experiment) -> str:
+    """A folder name for a run: dataset, model, group, relaxation, strength, steps (file-system safe)."""
+    data = exp.dataset if isinstance(exp.dataset, str) else "field"
+    raw = f"{Path(data).stem if data.endswith('.nc') else data}_{exp.model}_{exp.group}_{exp.relaxation}"
+    raw += f"_s{exp.strength:g}_{exp.steps}steps"
+    return "".join(c if c.isalnum() or c in "-_.+" else "-" for c in raw)
+
+
 class TrainingPanel(w.VBox):
     """Train / Stop, progress and a live loss curve for the experiment of ``source``.
 
     ``source`` is an :class:`Experiment`, the :class:`Controls` that describe one, or a function
     returning one. ``on_finish`` callbacks get the finished :class:`Run` (in the training thread).
+    With ``save_dir`` every finished or stopped run is saved there (``load_run`` reads it back), in
+    a folder named after the experiment; ``saved_to`` is its path.
     """
 
     def __init__(
@@ -64,8 +75,11 @@ class TrainingPanel(w.VBox):
         on_start: Callable[[], None] | None = None,
         on_finish: Callable[[Run], None] | None = None,
         run_kwargs: dict[str, Any] | None = None,
+        save_dir: str | Path | None = None,
     ) -> None:
         self._source = source
+        self.save_dir = Path(save_dir) if save_dir is not None else None
+        self.saved_to: Path | None = None
         self.throttle = float(throttle)
         self.run_kwargs = dict(run_kwargs or {})
         self._on_start = [on_start] if on_start else []
@@ -234,12 +248,16 @@ class TrainingPanel(w.VBox):
             self._draw_progress()
             self._show_result(r)
             self.run = r
+            saved = ""
+            if self.save_dir is not None:
+                self.saved_to = r.save(self.save_dir / _run_name(exp))
+                saved = f"; saved to {self.saved_to}"
             for cb in self._on_finish:
                 cb(r)
             done = r.history.steps_done
             how = f"stopped at step {done} of {exp.steps}" if r.history.stopped else f"done: {done} steps"
             ll = r.metrics.get("loglik", math.nan)
-            self._set_status(f"{how} in {r.history.seconds:.1f} s; test log-lik {ll:.3f} nats/target")
+            self._set_status(f"{how} in {r.history.seconds:.1f} s; test log-lik {ll:.3f} nats/target{saved}")
             self.progress.bar_style = "warning" if r.history.stopped else "success"
         except Exception as err:  # shown in the panel: a thread has nobody else to tell
             self.error = err
