@@ -27,8 +27,16 @@ lab: $(STAMP)
 test: $(STAMP)
 	OMP_NUM_THREADS=2 $(PY) -m pytest -q tests
 
-bench: $(STAMP)
-	$(PY) bench/run_bench.py
+# The reference library lives in its own environment: the project never imports it.
+REF_STAMP := .venv-ref/.installed
+$(REF_STAMP):
+	test -x .venv-ref/bin/python || $(PYTHON) -m venv .venv-ref
+	.venv-ref/bin/python -m pip install -q $(TORCH)
+	.venv-ref/bin/python -m pip install -q neuralprocesses
+	touch $(REF_STAMP)
+
+bench: $(STAMP) $(REF_STAMP)
+	OMP_NUM_THREADS=2 $(PY) bench/run_bench.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
