@@ -75,15 +75,16 @@ class SetConv(nn.Module):
         """Per-dimension factors ``[batch, m, n_k]`` of the weights between ``points [batch, m, d]`` and the
         product grid with axes ``[batch, n_k]``: the Gaussian factorises, so d small exps replace one big one.
         """
-        scale = self.lengthscale.to(points.dtype).expand(self.dim)
-        out = []
-        for k, axis in enumerate(axes):
-            with torch.no_grad():
-                d2 = (points[:, :, None, k] - axis[:, None, :]).square()
-                # Each factor is clamped at half the budget so their product stays above e^-60.
-                d2.clamp_(max=-_MIN_LOG_WEIGHT * float(scale[k]) ** 2)
-            out.append(torch.exp(d2 * (-0.5 / scale[k].square())))
-        return out
+        return [self.axis_factor(points[:, :, k], axis, k) for k, axis in enumerate(axes)]
+
+    def axis_factor(self, t: Tensor, axis: Tensor, k: int) -> Tensor:
+        """Weight factor ``[batch, m, n]`` of dimension ``k``: ``t [batch, m]`` vs ``axis [batch, n]``."""
+        scale = self.lengthscale.to(t.dtype).expand(self.dim)[k]
+        with torch.no_grad():
+            d2 = (t[:, :, None] - axis[:, None, :]).square()
+            # Each factor is clamped at half the budget so their product stays above e^-60.
+            d2.clamp_(max=-_MIN_LOG_WEIGHT * float(scale) ** 2)
+        return torch.exp(d2 * (-0.5 / scale.square()))
 
 
 def grid_axes(grid: Tensor) -> list[Tensor] | None:
@@ -141,3 +142,18 @@ class SetConvDecoder(nn.Module):
             return (w1[..., None] * inner).sum(2)
         w = self.setconv.weights(xt, grid.reshape(b, -1, d))  # [b, nt, G]
         return w @ h.reshape(b, -1, h.shape[-1])
+
+    def on_grid(self, grid: Tensor, h: Tensor, t1: Tensor, t2: Tensor) -> Tensor:
+        """Features on the product of target axes ``t1 [b, m1]`` x ``t2 [b, m2]`` -> ``[b, m1, m2, c]``.
+
+        A map is such a product: the Gaussian factorises, so this costs two small matrix products
+        (m1 n1 n2 c + m1 n2 m2 c) instead of one per target point (m1 m2 n1 n2 c / n1).
+        """
+        axes = grid_axes(grid)
+        if axes is None:
+            raise ValueError("on_grid needs a 2-D product grid [b, n1, n2, 2]")
+        b, n1, n2, c = h.shape
+        w1 = self.setconv.axis_factor(t1, axes[0], 0)  # [b, m1, n1]
+        w2 = self.setconv.axis_factor(t2, axes[1], 1)  # [b, m2, n2]
+        inner = (w1 @ h.reshape(b, n1, n2 * c)).view(b, -1, n2, c)  # [b, m1, n2, c]
+        return torch.einsum("bqj,bpjc->bpqc", w2, inner)
