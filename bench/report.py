@@ -1,0 +1,214 @@
+"""Markdown tables of the benchmark results: ``python bench/report.py`` prints them,
+``python bench/report.py --readme`` rewrites the README's section between the bench markers.
+
+Every number comes from a JSON file under ``bench/results/`` (written by ``make bench``); a missing
+file is reported as missing, never filled in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+README = HERE.parent / "README.md"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def _load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _f(x: float | None, digits: int = 3) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def _meta(d: dict) -> str:
+    m = d.get("_meta", {})
+    return f"({m.get('date', '?')}, torch {m.get('torch', '?')}, {m.get('threads', '?')} threads)"
+
+
+def speed(core: dict | None, ref: dict | None) -> list[str]:
+    if core is None:
+        return ["_core.json missing: run `make bench`_"]
+    out = [
+        f"**Speed on CPU** (`bench/results/core.json` {_meta(core)}; gibbs-1d, batch 16, N_c <= 64, N_t = 128)",
+        "",
+    ]
+    out += ["| model | train step (ms) | steps/s | predict 512 points (ms) |", "|---|---|---|---|"]
+    for key, row in core["speed_cpu"].items():
+        if isinstance(row, dict):
+            out.append(
+                f"| {key} | {_f(row['train_step_ms'], 1)} | {_f(row['steps_per_second'], 0)} | "
+                f"{_f(row['predict_512_ms'], 2)} |"
+            )
+    out += [
+        "",
+        f"Drawing one batch of gibbs-1d tasks: {_f(core['speed_cpu']['sample_batch_ms'], 1)} ms; peak memory "
+        f"of the whole benchmark {_f(core.get('peak_rss_mb'), 0)} MB.",
+    ]
+    if ref is not None:
+        r = ref.get("reference", {})
+        if "train_step_ms" in r:
+            out += [
+                "",
+                f"**Side by side with the reference library** (`bench/results/reference.json` {_meta(ref)}; "
+                f"{r['library']}, kernel {r['kernel']}, same problem, same torch):",
+                "",
+                "| | train step (ms) | predict 512 points (ms) |",
+                "|---|---|---|",
+                f"| AENP Workbench `conv` | {_f(ref['ours']['train_step_ms'], 1)} | {_f(ref['ours']['predict_512_ms'], 2)} |",
+                f"| neuralprocesses ConvCNP | {_f(r['train_step_ms'], 1)} | {_f(r['predict_512_ms'], 2)} |",
+            ]
+        else:
+            out += ["", f"Reference library: {next(iter(r.values()), 'not measured')}"]
+    return out
+
+
+def gibbs(core: dict | None) -> list[str]:
+    if core is None:
+        return []
+    q = core["quality_gibbs_1d"]
+    out = [
+        f"**gibbs-1d quality** (`core.json`; conv 5 x 32, {q['test_tasks']} fixed test tasks, one seed; "
+        f"exact oracle {_f(q['oracle_loglik'])} nats/target):",
+        "",
+        "| model | steps | seconds | log-lik | strict component | gap to oracle |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, rows in q["models"].items():
+        for r in rows:
+            out.append(
+                f"| {name} | {r['steps']} | {_f(r['seconds'], 0)} | {_f(r['loglik'])} | "
+                f"{_f(r['loglik_strict'])} | {_f(r['oracle_gap'])} |"
+            )
+    return out
+
+
+def rotations(rot: dict | None) -> list[str]:
+    if rot is None:
+        return []
+    out = [
+        f"**Rotations** (`bench/results/rotations.json` {_meta(rot)}): train step on gp-2d at equal channel budget",
+        "",
+    ]
+    out += ["| group | train step (ms) | parameters |", "|---|---|---|"]
+    for g, r in rot["speed_gp_2d"].items():
+        out.append(f"| {g} | {_f(r['train_step_ms'], 0)} | {r['n_parameters']} |")
+    q = rot["quality_gp_2d_anisotropic"]
+    out += [
+        "",
+        f"gp-2d-anisotropic after {q['steps']} steps ({q['test_tasks']} test tasks, oracle {_f(q['oracle_loglik'])}):",
+        "",
+        "| model | log-lik | gap to oracle | relative orbit error at 45 degrees (disc) |",
+        "|---|---|---|---|",
+    ]
+    for name, r in q["models"].items():
+        rel = r.get("relative_orbit_error_in_disc_by_angle", {}).get("45.0")
+        out.append(f"| {name} | {_f(r['loglik'])} | {_f(r['oracle_gap'])} | {_f(rel)} |")
+    return out
+
+
+def maps(mp: dict | None) -> list[str]:
+    if mp is None:
+        return []
+    out = [
+        f"**Maps** (`bench/results/maps.json` {_meta(mp)}): {mp['steps']} steps, batch {mp['batch_size']}, "
+        f"each model kept at its best validation step; test log-likelihood per target (validation in brackets)",
+        "",
+        "| dataset | none | strict | fixed-inputs | elevation as input | breaking vs elevation r | breaking vs truth r |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, d in mp.items():
+        if not isinstance(d, dict) or "models" not in d:
+            continue
+        m = d["models"]
+        cells = [
+            f"{_f(m[k]['test_loglik'])} ({_f(m[k]['val_loglik'])})"
+            for k in ("none", "strict", "fixed-inputs", "elevation-input")
+        ]
+        fx = m["fixed-inputs"]
+        out.append(
+            f"| {name} | {' | '.join(cells)} | {_f(fx.get('breaking_elevation_corr'), 2)} | "
+            f"{_f(fx.get('breaking_truth_corr'), 2)} |"
+        )
+    out += ["", f"`datasets/` holds {_f(mp.get('datasets_dir_mb'), 1)} MB."]
+    return out
+
+
+def click(ck: dict | None) -> list[str]:
+    if ck is None:
+        return []
+    c = ck["colorado"]
+    out = [
+        f"**Map click to redrawn posterior** (`bench/results/click.json` {_meta(ck)}; Colorado, {c['grid']} grid, "
+        f"50 clicks):",
+        "",
+        "| torch threads | click median (ms) | click p95 (ms) | predict_map median (ms) |",
+        "|---|---|---|---|",
+    ]
+    for key in ("threads_1", "threads_2"):
+        if key in c:
+            t = c[key]
+            out.append(
+                f"| {key.split('_')[1]} | {_f(t['click']['median_ms'], 0)} | {_f(t['click']['p95_ms'], 0)} | "
+                f"{_f(t['predict_map']['median_ms'], 0)} |"
+            )
+    return out
+
+
+def notebooks(nb: dict | None, name: str) -> list[str]:
+    if nb is None:
+        return []
+    out = [
+        f"**Notebooks under papermill** (`bench/results/{name}.json` {_meta(nb)}):",
+        "",
+        "| notebook | fast (s) | defaults (s) |",
+        "|---|---|---|",
+    ]
+    for name in nb["notebooks"]:
+        row = nb[name]
+        out.append(
+            f"| {name} | {_f(row['fast']['seconds'], 0)} | {_f(row.get('defaults', {}).get('seconds'), 0)} |"
+        )
+    return out
+
+
+def report() -> str:
+    """All tables, as Markdown."""
+    core = _load("core")
+    parts = [
+        speed(core, _load("reference")),
+        gibbs(core),
+        rotations(_load("rotations")),
+        maps(_load("maps")),
+        click(_load("click")),
+        notebooks(
+            *(
+                (_load("notebooks"), "notebooks")
+                if _load("notebooks")
+                else (_load("notebooks-quick"), "notebooks-quick")
+            )
+        ),
+    ]
+    return "\n\n".join("\n".join(p) for p in parts if p)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--readme", action="store_true", help="rewrite the README's bench section")
+    args = p.parse_args()
+    text = report()
+    if not args.readme:
+        print(text)
+        return
+    readme = README.read_text()
+    i, j = readme.index(START) + len(START), readme.index(END)
+    README.write_text(readme[:i] + "\n" + text + "\n" + readme[j:])
+
+
+if __name__ == "__main__":
+    main()
