@@ -125,9 +125,15 @@ def predict_grid_points(
     strict = model.predict_grid(xc, yc, tx, ty, mask, fixed_inputs=False).mean[..., 0] if active else mean
     b = xc.shape[0]
     res = {
-        k: v.transpose(1, 2).reshape(b, -1).cpu().numpy().astype(np.float64)
+        k: v.transpose(1, 2).reshape(b, -1).cpu().numpy()
         for k, v in (("mean", mean), ("std", std), ("mean_strict", strict))
     }
+    return _physical(res, coords)
+
+
+def _physical(res: dict[str, np.ndarray], coords: Coords) -> dict[str, np.ndarray]:
+    """Model-unit mean, std and strict mean -> physical units (float64)."""
+    res = {k: v.astype(np.float64) for k, v in res.items()}
     res["mean"] = coords.denormalise(res["mean"])
     res["mean_strict"] = coords.denormalise(res["mean_strict"])
     res["std"] = res["std"] * coords.y_std
@@ -175,11 +181,7 @@ def predict_points(
         out["mean"].append(mean[:, keep].cpu().numpy())
         out["std"].append(std[:, keep].cpu().numpy())
         out["mean_strict"].append(strict[:, keep].cpu().numpy())
-    res = {k: np.concatenate(v, 1).astype(np.float64) for k, v in out.items()}
-    res["mean"] = coords.denormalise(res["mean"])
-    res["mean_strict"] = coords.denormalise(res["mean_strict"])
-    res["std"] = res["std"] * coords.y_std
-    return res
+    return _physical({k: np.concatenate(v, 1) for k, v in out.items()}, coords)
 
 
 def _sampler_of(run: Run) -> GeoSampler:
