@@ -1,4 +1,5 @@
 """Command line: ``workbench run ...`` trains and evaluates; ``workbench list`` shows choices;
+``workbench sweep --vary FIELD=V1,V2 ...`` runs a grid of experiments into one netCDF file;
 ``workbench notebook NN -p name value ...`` runs a teaching notebook under papermill."""
 
 from __future__ import annotations
@@ -19,13 +20,22 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="workbench", description="Approximately equivariant neural processes")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="train and evaluate one experiment, print its metrics, save the run")
-    for f in fields(Experiment):
-        kind = {"int": int, "float": float, "str": str, "int | None": int}.get(str(f.type), str)
-        r.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=kind, default=None)
+    _experiment_args(r)
     r.add_argument("--out", default=None, help="folder to save the run in")
     r.add_argument("--json", action="store_true", help="print the metrics as JSON instead of a table")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     sub.add_parser("list", help="list datasets, models, groups and relaxations")
+    sw = sub.add_parser(
+        "sweep",
+        help="run every combination of some settings; metrics as one netCDF file",
+        description="Independent runs over a grid, e.g. --vary group=T,none --vary strength=0,0.5,1; "
+        "the other experiment options set the fixed part.",
+    )
+    _experiment_args(sw)
+    sw.add_argument("--vary", action="append", default=[], metavar="FIELD=V1,V2,...", help="a swept field")
+    sw.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
+    sw.add_argument("--out", default="sweep.nc", help="netCDF file for the results (default sweep.nc)")
+    sw.add_argument("--no-progress", action="store_true", help="no progress bar")
     nb = sub.add_parser(
         "notebook",
         help="run notebooks/NN_*.ipynb under papermill with parameters",
@@ -46,6 +56,43 @@ def _parser() -> argparse.ArgumentParser:
     nb.add_argument("-k", "--kernel", default="python3", help="Jupyter kernel name (default: python3)")
     nb.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
+
+
+def _field_type(name: str) -> type:
+    f = next(f for f in fields(Experiment) if f.name == name)
+    return {"int": int, "float": float, "str": str, "int | None": int}.get(str(f.type), str)
+
+
+def _experiment_args(parser: argparse.ArgumentParser) -> None:
+    for f in fields(Experiment):
+        parser.add_argument(
+            f"--{f.name.replace('_', '-')}", dest=f.name, type=_field_type(f.name), default=None
+        )
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from workbench.sweep import sweep
+
+    given = {f.name: getattr(args, f.name) for f in fields(Experiment) if getattr(args, f.name) is not None}
+    try:
+        grid = {}
+        for item in args.vary:
+            name, sep, values = item.partition("=")
+            if not sep or not values:
+                raise ValueError(f"--vary {item!r}: write FIELD=V1,V2,... (e.g. strength=0,0.5,1)")
+            if name not in {f.name for f in fields(Experiment)}:
+                raise ValueError(f"--vary {item!r}: {name!r} is not an experiment field")
+            grid[name] = [_field_type(name)(v) for v in values.split(",")]
+        if not grid:
+            raise ValueError("give at least one --vary FIELD=V1,V2,...")
+        result = sweep(Experiment(**given), grid, workers=args.workers, progress=not args.no_progress)
+    except ValueError as err:
+        print(f"workbench: {err}", file=sys.stderr)
+        return 2
+    result.to_netcdf(args.out)
+    print(result)
+    print(f"saved the sweep to {args.out}", file=sys.stderr)
+    return 0
 
 
 def _list() -> str:
@@ -150,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "notebook":
         return _notebook(args)
+    if args.command == "sweep":
+        return _sweep(args)
     from workbench.run import run
 
     given = {f.name: getattr(args, f.name) for f in fields(Experiment) if getattr(args, f.name) is not None}
