@@ -140,6 +140,20 @@ def test_keep_best_restores_the_best_validation_weights(gibbs, gibbs_tasks):
         KeepBest(model, gibbs_tasks, every=0)
 
 
+def test_cosine_schedule_decays_the_learning_rate_and_constant_keeps_it(gibbs):
+    torch.manual_seed(0)
+    model = build_model(Experiment(), 1, 1, gibbs.box)
+    hist = train(model, gibbs.batches(8, seed=0), 10, lr=1e-2, schedule="cosine", progress=False)
+    assert hist.lr[0] == 1e-2 and all(a > b for a, b in zip(hist.lr, hist.lr[1:], strict=False))
+    assert hist.lr[-1] < 0.03 * 1e-2
+    flat = train(model, gibbs.batches(8, seed=1), 3, lr=1e-3, schedule="constant", progress=False)
+    assert flat.lr == [1e-3] * 3
+    with pytest.raises(ValueError, match="cosine"):
+        train(model, gibbs.batches(8, seed=1), 1, schedule="linear", progress=False)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        Experiment(lr_schedule="linear")
+
+
 def test_bring_your_own_tasks(gibbs):
     # A process of the user's own: a sine with random phase, inputs already in their box.
     g = torch.Generator().manual_seed(0)

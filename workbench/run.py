@@ -182,6 +182,7 @@ def run(
         train_tasks,
         exp.steps,
         lr=exp.lr,
+        schedule=exp.lr_schedule,
         device=exp.device,
         callbacks=[*callbacks, *([keep] if keep else [])],
         stop=stop,

@@ -26,12 +26,13 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class History:
-    """Loss per step (negative mean log-likelihood per target) and wall time."""
+    """Loss and learning rate per step (loss: negative mean log-likelihood per target) and wall time."""
 
     step: list[int] = field(default_factory=list)
     loss: list[float] = field(default_factory=list)
     seconds: float = 0.0
     stopped: bool = False
+    lr: list[float] = field(default_factory=list)
 
     @property
     def steps_done(self) -> int:
@@ -40,12 +41,19 @@ class History:
 
     def to_dict(self) -> dict:
         """JSON-able form."""
-        return {"step": self.step, "loss": self.loss, "seconds": self.seconds, "stopped": self.stopped}
+        return {
+            "step": self.step,
+            "loss": self.loss,
+            "seconds": self.seconds,
+            "stopped": self.stopped,
+            "lr": self.lr,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> History:
         """Inverse of :meth:`to_dict`."""
-        return cls(list(d["step"]), list(d["loss"]), float(d["seconds"]), bool(d["stopped"]))
+        lr = list(d.get("lr", []))  # runs saved before the schedule existed have no rates
+        return cls(list(d["step"]), list(d["loss"]), float(d["seconds"]), bool(d["stopped"]), lr)
 
 
 class KeepBest:
@@ -117,6 +125,7 @@ def train(
     steps: int,
     *,
     lr: float = 5e-4,
+    schedule: str = "constant",
     clip: float = 0.5,
     device: str | torch.device = "auto",
     callbacks: Iterable[Callback] = (),
@@ -129,11 +138,15 @@ def train(
 ) -> History:
     """Train ``model`` for ``steps`` more steps on ``tasks`` (an iterator, or a collection to cycle).
 
+    ``schedule="cosine"`` decays the learning rate from ``lr`` to zero over these ``steps`` (a resumed
+    call starts a new decay over its own steps); ``"constant"`` keeps it.
     ``callbacks`` get ``(step, loss)`` after every step; setting ``stop`` ends training after the
     current step. With ``checkpoint_path`` a checkpoint (model, optimiser, step, history) is written
     every ``checkpoint_every`` steps and at the end; ``resume`` continues from such a file. A NaN
     loss raises :class:`TrainingDiverged` and leaves the last good checkpoint in place.
     """
+    if schedule not in ("constant", "cosine"):
+        raise ValueError(f"schedule = {schedule!r}; choose 'cosine' or 'constant'")
     dev = resolve_device(device)
     model.to(dev)
     opt = make_optimizer(model, lr)
@@ -142,6 +155,8 @@ def train(
         state = load_checkpoint(resume, map_location=dev)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
+        for group in opt.param_groups:  # the checkpoint may hold a decayed rate; this call starts at lr
+            group["lr"] = lr
         history = History.from_dict(state["history"])
     start = history.steps_done
     stream = _endless(tasks)
@@ -177,7 +192,12 @@ def train(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            history.lr.append(opt.param_groups[0]["lr"])
             opt.step()
+            if schedule == "cosine":
+                # Set the rate for the next step; the optimiser state is untouched, so resume still works.
+                for group in opt.param_groups:
+                    group["lr"] = 0.5 * lr * (1.0 + math.cos(math.pi * (i - start) / steps))
             history.step.append(i)
             history.loss.append(value)
             bar.update()
