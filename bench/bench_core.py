@@ -73,8 +73,9 @@ def speed(device: torch.device, n: int) -> dict:
 def quality(budgets: list[int], test_tasks: int) -> dict:
     """Test log-likelihood of conv none / strict / fixed-inputs 0.5, one run per budget of steps.
 
-    Separate runs (same seed, same task stream), because the learning rate decays over each run's
-    own steps: a 1000-step run is a finished run, not the first 1000 steps of a longer one.
+    Separate runs (same seed, same task stream), so that with ``lr_schedule="cosine"`` a 1000-step
+    run is a finished run, not the first 1000 steps of a longer one (with the constant default the
+    two are the same).
     """
     sampler = make_dataset("gibbs-1d")
     test = sampler.test_set(test_tasks, batch_size=16)

@@ -88,6 +88,21 @@ def gibbs(core: dict | None) -> list[str]:
     return out
 
 
+def gibbs_cosine(cos: dict | None) -> list[str]:
+    if cos is None:
+        return []
+    q = cos["quality_gibbs_1d"]
+    out = [
+        f'The same with `lr_schedule="cosine"` (`core-cosine.json` {_meta(cos)}), one finished run per budget:',
+        "",
+        "| model | " + " | ".join(f"{b} steps" for b in q["budgets"]) + " |",
+        "|---|" + "---|" * len(q["budgets"]),
+    ]
+    for name, rows in q["models"].items():
+        out.append(f"| {name} | " + " | ".join(_f(r["loglik"]) for r in rows) + " |")
+    return out
+
+
 def rotations(rot: dict | None) -> list[str]:
     if rot is None:
         return []
@@ -183,6 +198,7 @@ def report() -> str:
     parts = [
         speed(core, _load("reference")),
         gibbs(core),
+        gibbs_cosine(_load("core-cosine")),
         rotations(_load("rotations")),
         maps(_load("maps")),
         click(_load("click")),
