@@ -331,3 +331,23 @@ def test_oracle_prefers_the_true_model() -> None:
     right = torch.cat([aniso.oracle_loglik(t) for t in tasks]).mean()
     iso = make_sampler("gp-2d", nc_max=40, nt=40)
     assert right > torch.cat([iso.oracle_loglik(t) for t in tasks]).mean()
+
+
+def test_oracle_moments_are_the_mixture_moments() -> None:
+    """Mean and std of the exact predictive: one kernel gives its own; a mixture the averaged moments."""
+    sampler = make_sampler("gibbs-1d")
+    task = sampler.test_set(4, batch_size=4, seed=3)[0]
+    log_w, mean, var = sampler.oracle_components(task)
+    m, s = sampler.oracle_moments(task)
+    w = log_w.exp().numpy()[..., None]
+    mu, v = mean.numpy(), var.numpy()
+    want_m = (w * mu).sum(1)
+    want_v = (w * (v + mu**2)).sum(1) - want_m**2
+    np.testing.assert_allclose(m.numpy(), want_m, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(s.numpy() ** 2, want_v, rtol=1e-8, atol=1e-12)
+    eq = make_sampler("gp-eq-1d")
+    t = eq.test_set(2, batch_size=2, seed=1)[0]
+    _, mean1, var1 = eq.oracle_components(t)
+    m1, s1 = eq.oracle_moments(t)
+    torch.testing.assert_close(m1, mean1[:, 0])
+    torch.testing.assert_close(s1, var1[:, 0].sqrt())

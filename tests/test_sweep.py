@@ -17,7 +17,7 @@ def test_sweep_returns_one_metric_array_per_metric(workers):
     ds = sweep(TINY, {"group": ["T", "none"], "strength": [0.0, 0.5]}, workers=workers, progress=False)
     assert dict(ds.sizes) == {"group": 2, "strength": 2}
     assert list(ds["group"].values) == ["T", "none"] and list(ds["strength"].values) == [0.0, 0.5]
-    assert ds["loglik"].attrs["units"] == "nats per target"
+    assert ds["loglik"].attrs["units"] == "nats/target"
     assert all(math.isfinite(v) for v in ds["loglik"].values.ravel())
     # A strict model (T, strength 0) is its own strict component.
     assert float(ds["loglik"].sel(group="T", strength=0.0)) == float(

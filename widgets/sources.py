@@ -36,21 +36,6 @@ class Snapshot:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def oracle_moments(sampler: Any, task: Task) -> tuple[np.ndarray, np.ndarray] | None:
-    """Mean and standard deviation ``[nt]`` of the exact GP predictive (the mixture's, for several kernels).
-
-    ``None`` when the sampler has no oracle. For a mixture (the Gibbs datasets) the predictive is a
-    Bayesian model average; its mean and variance are those of the mixture.
-    """
-    if not hasattr(sampler, "oracle_components"):
-        return None
-    log_w, mean, var = sampler.oracle_components(task)
-    wts = log_w.exp()[..., None]  # [1, K, 1]
-    m = (wts * mean).sum(1)
-    v = (wts * (var + mean.square())).sum(1) - m.square()
-    return m[0].numpy(), v.clamp_min(0.0).sqrt()[0].numpy()
-
-
 def predict_task(
     run: Run, sampler: Any, xc: np.ndarray, yc: np.ndarray, xt: np.ndarray
 ) -> dict[str, np.ndarray]:
@@ -66,9 +51,9 @@ def predict_task(
         out["mean_strict"] = run.predict(task, fixed_inputs=False).mean[0, :, 0].cpu().numpy()
     else:  # the strict component is the prediction itself
         out["mean_strict"] = out["mean"]
-    oracle = oracle_moments(sampler, task)
-    if oracle is not None:
-        out["oracle_mean"], out["oracle_std"] = oracle
+    if hasattr(sampler, "oracle_moments"):  # GP datasets know the exact predictive
+        mean, std = sampler.oracle_moments(task)
+        out["oracle_mean"], out["oracle_std"] = mean[0].numpy(), std[0].numpy()
     return {k: v.astype(np.float64) for k, v in out.items()}
 
 

@@ -63,6 +63,11 @@ def _field_type(name: str) -> type:
     return {"int": int, "float": float, "str": str, "int | None": int}.get(str(f.type), str)
 
 
+def _given(args: argparse.Namespace) -> dict[str, Any]:
+    """The experiment options set on the command line."""
+    return {f.name: getattr(args, f.name) for f in fields(Experiment) if getattr(args, f.name) is not None}
+
+
 def _experiment_args(parser: argparse.ArgumentParser) -> None:
     for f in fields(Experiment):
         parser.add_argument(
@@ -73,7 +78,7 @@ def _experiment_args(parser: argparse.ArgumentParser) -> None:
 def _sweep(args: argparse.Namespace) -> int:
     from workbench.sweep import sweep
 
-    given = {f.name: getattr(args, f.name) for f in fields(Experiment) if getattr(args, f.name) is not None}
+    given = _given(args)
     try:
         grid = {}
         for item in args.vary:
@@ -201,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         return _sweep(args)
     from workbench.run import run
 
-    given = {f.name: getattr(args, f.name) for f in fields(Experiment) if getattr(args, f.name) is not None}
+    given = _given(args)
     try:
         exp = Experiment(**given)
     except ValueError as err:

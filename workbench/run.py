@@ -33,6 +33,8 @@ METRICS: dict[str, tuple[str, str]] = {
     "train_seconds": ("s", "wall time of training"),
     "steps_per_second": ("1/s", "training speed"),
     "n_parameters": ("", "number of trainable parameters"),
+    "best_step": ("", "step whose weights were kept (early stopping, validate_every > 0)"),
+    "val_loglik": ("nats/target", "validation log-likelihood at best_step"),
 }
 
 

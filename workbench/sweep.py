@@ -20,9 +20,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from workbench.config import Experiment
-
-#: Metrics that are measurements of time, not of quality: kept, but named as such.
-_UNITS = {"train_seconds": "s", "steps_per_second": "1/s"}
+from workbench.run import METRICS
 
 
 def _one(exp: Experiment) -> dict[str, float]:
@@ -80,7 +78,8 @@ def sweep(
     data = {}
     for m in metric_names:
         values = np.array([r.get(m, math.nan) for r in results], dtype=np.float64).reshape(shape)
-        data[m] = (keys, values, {"units": _UNITS.get(m, "nats per target" if "loglik" in m else "1")})
+        unit, meaning = METRICS.get(m, ("", m))
+        data[m] = (keys, values, {"units": unit, "long_name": meaning})
     coords = {k: (k, np.asarray(list(grid[k]))) for k in keys}
     base_attrs = {k: str(v) for k, v in base.to_dict().items() if k not in grid}
     return xr.Dataset(data, coords=coords, attrs={"title": "AENP Workbench sweep", **base_attrs})

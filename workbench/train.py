@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from workbench.checkpoint import load_checkpoint, save_checkpoint
+from workbench.config import SCHEDULES
 from workbench.evaluate import mean_loglik
 from workbench.models.base import NeuralProcess
 from workbench.task import Task
@@ -145,8 +146,8 @@ def train(
     every ``checkpoint_every`` steps and at the end; ``resume`` continues from such a file. A NaN
     loss raises :class:`TrainingDiverged` and leaves the last good checkpoint in place.
     """
-    if schedule not in ("constant", "cosine"):
-        raise ValueError(f"schedule = {schedule!r}; choose 'cosine' or 'constant'")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule = {schedule!r}; choose one of {', '.join(SCHEDULES)}")
     dev = resolve_device(device)
     model.to(dev)
     opt = make_optimizer(model, lr)

@@ -236,6 +236,18 @@ class GPSampler:
         """Log posterior probability of each candidate kernel given the context, ``[batch, K]``."""
         return self.oracle_components(task)[0]
 
+    def oracle_moments(self, task: Task) -> tuple[Tensor, Tensor]:
+        """Mean and standard deviation ``[batch, nt]`` of the exact predictive at the targets (float64).
+
+        For a mixture (Gibbs) these are the Bayesian model average's moments: the best any Gaussian
+        prediction can match, and what the widgets draw as the oracle's band.
+        """
+        log_w, mean, var = self.oracle_components(task)
+        w = log_w.exp()[..., None]  # [batch, K, 1]
+        m = (w * mean).sum(1)
+        v = (w * (var + mean.square())).sum(1) - m.square()
+        return m, v.clamp_min(0.0).sqrt()
+
     def oracle_loglik(self, task: Task) -> Tensor:
         """Exact ground-truth mean log-likelihood per target, ``[batch]`` float64.
 

@@ -61,6 +61,14 @@ class GridConv(nn.Module):
         return F.conv2d(h, self.kernel_weight(), self.bias, padding=self.kernel // 2)
 
 
+def layer_dilations(dilations: tuple[int, ...] | None, depth: int) -> tuple[int, ...]:
+    """One dilation per layer (default all 1); a wrong count is an error, not a silent truncation."""
+    dilations = tuple(dilations or (1,) * depth)
+    if len(dilations) != depth:
+        raise ValueError(f"need one dilation per layer ({depth}), got {dilations}")
+    return dilations
+
+
 def doubling_dilations(depth: int) -> tuple[int, ...]:
     """Dilations 1, 2, 4, ... with a last layer of 1: the receptive field grows geometrically at no cost."""
     return tuple(2**i for i in range(depth - 1)) + (1,) if depth > 1 else (1,) * depth
@@ -86,9 +94,7 @@ class ConvBody(nn.Module):
     ) -> None:
         super().__init__()
         self.dim = dim
-        dilations = dilations or (1,) * depth
-        if len(dilations) != depth:
-            raise ValueError(f"need one dilation per layer ({depth}), got {dilations}")
+        dilations = layer_dilations(dilations, depth)
         self.convs = nn.ModuleList(
             GridConv(dim, c_in if i == 0 else channels, channels, kernel, symmetric, dilations[i])
             for i in range(depth)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from workbench.nn.cnn import GridConv, from_nchw, to_nchw
+from workbench.nn.cnn import GridConv, from_nchw, layer_dilations, to_nchw
 from workbench.nn.fixed_inputs import FixedInputs
 
 
@@ -36,7 +36,7 @@ class RelaxedConvBody(nn.Module):
             )
         self.dim, self.banks, self.channels = dim, banks, channels
         self.mixer = mixer
-        dilations = dilations or (1,) * depth
+        dilations = layer_dilations(dilations, depth)
         self.convs = nn.ModuleList(
             GridConv(dim, c_in if i == 0 else channels, banks * channels, kernel, dilation=dilations[i])
             for i in range(depth)
