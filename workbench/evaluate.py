@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -25,6 +26,15 @@ def mean_loglik(model: NeuralProcess, tasks: Sequence[Task], *, fixed_inputs: bo
     dev = _device(model)
     total = [model.loglik(t.to(dev), fixed_inputs=fixed_inputs) for t in tasks]
     return float(torch.cat(total).mean())
+
+
+@torch.no_grad()
+def loglik_per_task(model: NeuralProcess, tasks: Sequence[Task], *, fixed_inputs: bool = True) -> np.ndarray:
+    """Mean log-likelihood per target of each task, ``[n_tasks]`` (float64), for paired differences."""
+    model.eval()
+    dev = _device(model)
+    per = [model.loglik(t.to(dev), fixed_inputs=fixed_inputs).double().cpu() for t in tasks]
+    return torch.cat(per).numpy()
 
 
 @torch.no_grad()

@@ -28,6 +28,17 @@ METRICS: dict[str, tuple[str, str]] = {
     "loglik_strict": ("nats/target", "test log-likelihood of the strict component (fixed inputs off)"),
     "oracle_loglik": ("nats/target", "exact GP oracle (the ceiling)"),
     "oracle_gap": ("nats/target", "oracle_loglik - loglik"),
+    "gaussian_loglik": ("nats/target", "best Gaussian predictor: the oracle moment-matched (ceiling B)"),
+    "equivariant_loglik": (
+        "nats/target",
+        "best strictly translation-equivariant Gaussian predictor (ceiling D)",
+    ),
+    "gaussian_limit": ("nats/target", "oracle_loglik - gaussian_loglik: what a Gaussian output costs"),
+    "symmetry_headroom": (
+        "nats/target",
+        "gaussian_loglik - equivariant_loglik, charged to strict models only (0 otherwise)",
+    ),
+    "learning_shortfall": ("nats/target", "oracle_gap - gaussian_limit - symmetry_headroom"),
     "delta_equiv": ("y units", "mean |mu(fixed on) - mu(fixed off)|"),
     "orbit_error": ("y units", "mean |mu(g.x; g.D) - mu(x; D)| over sampled g (translations for group none)"),
     "train_seconds": ("s", "wall time of training"),
@@ -195,7 +206,9 @@ def run(
     best_step = keep.restore() if keep is not None else None
     result = Run(exp, model, history, {}, box, first.dim_x, first.dim_y)
     if evaluate:
-        result.metrics = evaluate_run(result, test_tasks, oracle=getattr(sampler, "oracle_loglik", None))
+        result.metrics = evaluate_run(
+            result, test_tasks, oracle=getattr(sampler, "oracle_loglik", None), sampler=sampler
+        )
         # Datasets with a known truth add their own scores (e.g. breaking field vs elevation).
         if hasattr(sampler, "extra_metrics"):
             result.metrics.update(sampler.extra_metrics(result))
@@ -205,14 +218,34 @@ def run(
     return result
 
 
-def evaluate_run(r: Run, test_tasks: Sequence[Task], oracle: Any = None) -> dict[str, float]:
-    """All metrics of a run on some test tasks (the oracle ones only when an oracle is given)."""
+def is_strict(experiment: Experiment) -> bool:
+    """Whether the run's model is strictly translation-equivariant (charged the symmetry headroom)."""
+    return experiment.group != "none" and experiment.relaxation == "strict"
+
+
+def evaluate_run(
+    r: Run, test_tasks: Sequence[Task], oracle: Any = None, sampler: Any = None
+) -> dict[str, float]:
+    """All metrics of a run on some test tasks (the oracle ones only when an oracle is given).
+
+    A GP ``sampler`` adds the ceilings (``gaussian_loglik``, ``equivariant_loglik``; cached per
+    test set, see :mod:`workbench.ceilings`) and the split of ``oracle_gap`` into
+    ``gaussian_limit + symmetry_headroom + learning_shortfall``.
+    """
     exp, model = r.experiment, r.model
     m: dict[str, float] = {"loglik": mean_loglik(model, test_tasks)}
     m["loglik_strict"] = (
         mean_loglik(model, test_tasks, fixed_inputs=False) if model.has_fixed_inputs else m["loglik"]
     )
-    if oracle is not None:
+    if sampler is not None and hasattr(sampler, "posterior_components"):
+        from workbench.ceilings import ceilings, gap_split
+
+        c = ceilings(sampler, test_tasks)
+        for key in ("oracle_loglik", "gaussian_loglik", "equivariant_loglik"):
+            m[key] = c[key]
+        m["oracle_gap"] = m["oracle_loglik"] - m["loglik"]
+        m.update(gap_split(m, strict=is_strict(exp)))
+    elif oracle is not None:
         m["oracle_loglik"] = oracle_loglik(oracle, test_tasks)
         m["oracle_gap"] = m["oracle_loglik"] - m["loglik"]
     m["delta_equiv"] = delta_equiv(model, test_tasks)

@@ -36,6 +36,12 @@ __all__ = [
     "EQSampler2D",
     "GPSampler",
     "GibbsSampler",
+    "Mountain1D",
+    "Mountain2D",
+    "MountainSampler",
+    "Noise1D",
+    "Noise2D",
+    "NoiseSampler",
     "make_sampler",
 ]
 
@@ -87,6 +93,12 @@ class GPSampler:
 
     name: str = "gp"
     n_kernels: int = 1
+    #: Input axes along which the process is NOT translation invariant; the equivariant ceiling
+    #: (``workbench.ceilings``) integrates shifts along these only. ``None`` = every axis.
+    shift_axes: tuple[int, ...] | None = None
+    #: True when kernel and noise depend on differences only (the prior mean may still depend on
+    #: position): the equivariant ceiling then needs one Cholesky per task, not one per shift.
+    stationary_kernel: bool = False
 
     def __init__(
         self,
@@ -140,6 +152,23 @@ class GPSampler:
         flat = x.reshape(b * n, 1, d)
         return self.kernel(flat, flat, index.repeat_interleave(n)).reshape(b, n)
 
+    def mean(self, x: Tensor) -> Tensor | None:
+        """Prior mean ``[batch, n]`` at ``x [batch, n, dim]`` (float64); ``None`` means zero."""
+        return None
+
+    def noise_var(self, x: Tensor) -> Tensor | None:
+        """Observation noise variance ``[batch, n]`` at ``x``; ``None`` means the constant ``noise_sd**2``."""
+        return None
+
+    def shift_breakpoints(self, xc: Tensor, mask_c: Tensor, axis: int) -> Tensor | None:
+        """Shifts ``s`` along ``axis`` ``[batch, P]`` (NaN = none) at which the context's marginal
+        likelihood under the process moved by ``s`` jumps; ``None`` when it is smooth in ``s``.
+
+        The equivariant ceiling cuts its quadrature cells there, so a piecewise-constant
+        likelihood is integrated exactly rather than to first order in the cell width.
+        """
+        return None
+
     # --- sampling -------------------------------------------------------------------------------
 
     def sample(self, batch_size: int, generator: torch.Generator) -> Task:
@@ -157,7 +186,13 @@ class GPSampler:
         chol = _cholesky(self.kernel(x, x, index), self.jitter)
         n = x.shape[1]
         f = chol @ torch.randn(b, n, 1, generator=generator, dtype=torch.float64)
-        y = (f + self.noise_sd * torch.randn(b, n, 1, generator=generator, dtype=torch.float64)).float()
+        eps = torch.randn(b, n, 1, generator=generator, dtype=torch.float64)
+        noise_var = self.noise_var(x)
+        y = f + (self.noise_sd * eps if noise_var is None else noise_var.sqrt()[..., None] * eps)
+        prior_mean = self.mean(x)
+        if prior_mean is not None:
+            y = y + prior_mean[..., None]
+        y = y.float()
         mask_c = torch.arange(self.nc_max)[None, :] < nc[:, None]
         return Task(xc, y[:, : self.nc_max], xt, y[:, self.nc_max :], mask_c, {"kernel": index})
 
@@ -187,29 +222,48 @@ class GPSampler:
         """
         if task.dim_y != 1:
             raise ValueError(f"GP oracle needs dim_y = 1, got {task.dim_y}")
-        b, nc, _ = task.xc.shape
-        nt = task.xt.shape[1]
+        log_ml, mean, var = self.posterior_components(task.xc, task.yc[..., 0], task.mask_c, task.xt)
+        return torch.log_softmax(log_ml, dim=-1), mean, var
+
+    def posterior_components(
+        self, xc: Tensor, yc: Tensor, mask_c: Tensor, xt: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Log marginal likelihood of the context ``[batch, K]`` (unnormalised) and predictive means
+        and variances ``[batch, K, nt]`` per kernel, for ``xc [batch, nc, dim]``, ``yc [batch, nc]``,
+        ``mask_c [batch, nc]``, ``xt [batch, nt, dim]``; float64, noise and prior mean included."""
+        b, nc, _ = xc.shape
+        nt = xt.shape[1]
         k_count = self.n_kernels
-        device = task.xc.device
+        device = xc.device
         # All K candidate kernels in one batch: row k * b + i is task i under kernel k.
         index = torch.arange(k_count, device=device).repeat_interleave(b)
         # Zeroed padding inputs keep NaNs that Task allows there out of the kernel matrices.
-        xc = torch.where(task.mask_c[..., None], task.xc, 0.0).double()
-        xt = task.xt.double()
-        noise_var = self.noise_sd**2
+        xc = torch.where(mask_c[..., None], xc, 0.0).double()
+        xt = xt.double()
+        noise_t = self.noise_var(xt)
+        noise_t = self.noise_sd**2 if noise_t is None else noise_t.repeat(k_count, 1)
+        mean_t = self.mean(xt)
         prior_var = self.kernel_diag(xt.repeat(k_count, 1, 1), index)
         if nc == 0:
             log_ml = torch.zeros(k_count * b, dtype=torch.float64, device=device)
             mean = torch.zeros(k_count * b, nt, dtype=torch.float64, device=device)
             var_f = prior_var
         else:
-            mask = task.mask_c.repeat(k_count, 1)
-            yc = torch.where(mask, task.yc[..., 0].double().repeat(k_count, 1), 0.0)
+            mask = mask_c.repeat(k_count, 1)
+            y = yc.double()
+            mean_c = self.mean(xc)
+            if mean_c is not None:
+                y = y - mean_c
+            yc = torch.where(mask, y.repeat(k_count, 1), 0.0)
             # Padded rows/columns become identity (and their y zero): they add nothing to the
             # quadratic form or the log-determinant and decouple from the real points. In place,
             # because fresh [batch, n, m] allocations cost page faults comparable to the maths.
             gram = self.kernel_all(xc, xc)
-            gram.diagonal(dim1=-2, dim2=-1).add_(noise_var)
+            noise_c = self.noise_var(xc)
+            if noise_c is None:
+                gram.diagonal(dim1=-2, dim2=-1).add_(self.noise_sd**2)
+            else:
+                gram.diagonal(dim1=-2, dim2=-1).add_(noise_c.repeat(k_count, 1))
             gram.masked_fill_(~(mask[:, :, None] & mask[:, None, :]), 0.0)
             gram.diagonal(dim1=-2, dim2=-1).masked_fill_(~mask, 1.0)
             chol = torch.linalg.cholesky(gram)
@@ -227,10 +281,12 @@ class GPSampler:
             mean = (alpha.transpose(-2, -1) @ v)[:, 0]
             # Not vector_norm: its strided reduction over dim -2 is ~8x slower here.
             var_f = (prior_var - v.square_().sum(-2)).clamp_min(0.0)
-        log_w = torch.log_softmax(log_ml.reshape(k_count, b).T, dim=-1)
+        if mean_t is not None:
+            mean = mean + mean_t.repeat(k_count, 1)
+        log_ml = log_ml.reshape(k_count, b).T
         mean = mean.reshape(k_count, b, nt).transpose(0, 1)
-        var = (var_f + noise_var).reshape(k_count, b, nt).transpose(0, 1)
-        return log_w, mean, var
+        var = (var_f + noise_t).reshape(k_count, b, nt).transpose(0, 1)
+        return log_ml, mean, var
 
     def kernel_log_posterior(self, task: Task) -> Tensor:
         """Log posterior probability of each candidate kernel given the context, ``[batch, K]``."""
@@ -266,6 +322,8 @@ class EQSampler(GPSampler):
     """GP with the stationary isotropic EQ kernel ``exp(-|x - x'|^2 / (2 l^2))`` in any dimension."""
 
     name = "gp-eq"
+    shift_axes = ()
+    stationary_kernel = True
 
     def __init__(self, *, lengthscale: float = 0.5, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -398,6 +456,12 @@ class GibbsSampler(GPSampler):
         """Unit prior variances ``[batch, n]``: the Gibbs prefactor is 1 at x = x'."""
         return torch.ones(x.shape[:2], dtype=x.dtype, device=x.device)
 
+    def shift_breakpoints(self, xc: Tensor, mask_c: Tensor, axis: int) -> Tensor | None:
+        """Shifts ``[batch, nc * C]`` that move a changepoint onto a context input (NaN for padding)."""
+        c = torch.tensor(sorted({cp for cp, _ in self.kernel_table}), dtype=xc.dtype, device=xc.device)
+        s = xc[..., axis, None] - c  # [b, nc, C]: x - s = c
+        return torch.where(mask_c[..., None], s, torch.nan).flatten(1)
+
 
 class AnisotropicSampler2D(GPSampler):
     """gp-2d-anisotropic: 2-D GP whose rotation symmetry holds only on the left half-plane.
@@ -414,6 +478,8 @@ class AnisotropicSampler2D(GPSampler):
     """
 
     name = "gp-2d-anisotropic"
+    # The lengthscale field depends on x_1 only: shifts along x_2 change nothing.
+    shift_axes = (0,)
 
     def __init__(
         self,
@@ -465,8 +531,315 @@ class AnisotropicSampler2D(GPSampler):
         return torch.ones(x.shape[:2], dtype=x.dtype, device=x.device)
 
 
+def _strength(value: float, name: str) -> float:
+    """A validated breaking strength (a finite number >= 0)."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        out = float("nan")
+    if not math.isfinite(out) or out < 0:
+        raise ValueError(f"{name}: strength {value!r} must be a finite number >= 0 (0 = stationary)")
+    return out
+
+
+class _BrokenSymmetrySampler(GPSampler):
+    """A stationary EQ GP whose translation symmetry a fixed function of position breaks.
+
+    ``strength`` scales the breaking (0 = the stationary GP, 1 = the default); the instance's
+    ``name`` is ``base`` at strength 1 and ``base:STRENGTH`` otherwise, the form the registry parses.
+    """
+
+    base_name = "gp"
+
+    def __init__(
+        self, *, strength: float = 1.0, lengthscale: float = 0.5, signal_sd: float = 1.0, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.strength = _strength(strength, self.base_name)
+        self.lengthscale = float(lengthscale)
+        self.signal_sd = float(signal_sd)
+        self.name = self.base_name if self.strength == 1.0 else f"{self.base_name}:{self.strength:g}"
+
+    def kernel(self, x1: Tensor, x2: Tensor, index: Tensor) -> Tensor:
+        """EQ covariance ``signal_sd^2 exp(-|x - x'|^2 / (2 l^2))`` ``[batch, n, m]`` (one kernel)."""
+        k = eq_kernel(x1, x2, self.lengthscale)
+        return k if self.signal_sd == 1.0 else k.mul_(self.signal_sd**2)
+
+    def kernel_diag(self, x: Tensor, index: Tensor) -> Tensor:
+        """Prior variances ``signal_sd^2`` ``[batch, n]``."""
+        return torch.full(x.shape[:2], self.signal_sd**2, dtype=x.dtype, device=x.device)
+
+
+class MountainSampler(_BrokenSymmetrySampler):
+    """A stationary EQ GP plus a fixed mountain: ``y = f(x) + strength * m(x) + noise``.
+
+    ``m(x) = sum_j h_j exp(-|x - c_j|^2 / (2 w^2))``: bumps of height ``h_j`` (negative: a valley)
+    at fixed places ``c_j``. The mountains stand where the targets reach but the context does not,
+    so a strictly translation-equivariant model can only guess where they are from the position of
+    the context inside its window; few context points keep that guess vague.
+    """
+
+    stationary_kernel = True
+
+    def __init__(
+        self,
+        *,
+        peaks: tuple[tuple[tuple[float, ...], float], ...],
+        peak_width: float,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.peaks = tuple((tuple(float(c) for c in centre), float(h)) for centre, h in peaks)
+        if any(len(c) != self.dim_x for c, _ in self.peaks):
+            raise ValueError(f"every peak centre needs {self.dim_x} coordinates, got {self.peaks}")
+        self.peak_width = float(peak_width)
+
+    def mean(self, x: Tensor) -> Tensor | None:
+        """The mountains ``strength * m(x)`` ``[batch, n]`` (``None`` at strength 0)."""
+        if self.strength == 0.0:
+            return None
+        out = torch.zeros(x.shape[:2], dtype=x.dtype, device=x.device)
+        for centre, height in self.peaks:
+            d2 = (x - torch.tensor(centre, dtype=x.dtype, device=x.device)).square().sum(-1)
+            out += self.strength * height * torch.exp(-0.5 * d2 / self.peak_width**2)
+        return out
+
+
+class NoiseSampler(_BrokenSymmetrySampler):
+    """A stationary EQ GP observed with noise whose level depends on position along ``x_1``.
+
+    ``log sd(x) = log sqrt(lo * hi) + strength * log sqrt(hi / lo) * tanh((x_1 - switch_at) / switch_width)``:
+    at strength 1 the noise sd is ``lo`` far left and ``hi`` far right, at strength 0 it is their
+    geometric mean everywhere. ``noise_sd`` (the base class's) holds that geometric mean.
+    """
+
+    # The noise depends on x_1 only: shifts along x_2 change nothing.
+    shift_axes = (0,)
+
+    def __init__(
+        self,
+        *,
+        noise_lo: float,
+        noise_hi: float,
+        switch_at: float,
+        switch_width: float,
+        period: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(noise_sd=math.sqrt(noise_lo * noise_hi), **kwargs)
+        self.noise_lo, self.noise_hi = float(noise_lo), float(noise_hi)
+        self.switch_at, self.switch_width = float(switch_at), float(switch_width)
+        self.period = None if period is None else float(period)
+
+    def noise_var(self, x: Tensor) -> Tensor | None:
+        """Noise variance ``[batch, n]`` at ``x [batch, n, dim]``."""
+        half = 0.5 * math.log(self.noise_hi / self.noise_lo)
+        z = x[..., 0] - self.switch_at
+        if self.period is not None:
+            # Bands: calm and noisy stripes of width period / 2, switching at switch_at + k period / 2.
+            z = torch.sin(2 * math.pi * z / self.period) * self.period / (2 * math.pi)
+        u = torch.tanh(z / self.switch_width)
+        return torch.exp(2 * (math.log(self.noise_sd) + self.strength * half * u))
+
+
+class Mountain1D(MountainSampler):
+    """mountain-1d: EQ GP (lengthscale 1, noise 0.1) plus a mountain range beyond the context.
+
+    Context ``N_c ~ U{1..16}`` on [-2, 2], targets ``N_t = 128`` on [-4, 4]. Right of the context
+    a mountain (height 3 at 2.6) and a valley (-3 at 3.4), mirrored on the left (valley at -2.6,
+    mountain at -3.4), all of width 0.3. A strict model places them only as well as the context's
+    spread inside its window pins the absolute position (to 8 / (N_c + 1) on average), so the
+    targets among the peaks carry the headroom; the peaks alternate so that a guess off by a
+    fraction of a unit is wrong in sign.
+    """
+
+    base_name = name = "mountain-1d"
+
+    def __init__(
+        self,
+        *,
+        strength: float = 1.0,
+        peaks: tuple[tuple[tuple[float, ...], float], ...] = (
+            ((2.6,), 3.0),
+            ((3.4,), -3.0),
+            ((-2.6,), -3.0),
+            ((-3.4,), 3.0),
+        ),
+        peak_width: float = 0.3,
+        lengthscale: float = 1.0,
+        noise_sd: float = 0.1,
+        nc_min: int = 1,
+        nc_max: int = 16,
+        nt: int = 128,
+        context_box: Box = ((-2.0, 2.0),),
+        box: Box = ((-4.0, 4.0),),
+        jitter: float = 1e-8,
+    ) -> None:
+        super().__init__(
+            strength=strength,
+            peaks=peaks,
+            peak_width=peak_width,
+            lengthscale=lengthscale,
+            noise_sd=noise_sd,
+            nc_min=nc_min,
+            nc_max=nc_max,
+            nt=nt,
+            context_box=context_box,
+            box=box,
+            jitter=jitter,
+        )
+
+
+def _ring(radius: float, height: float) -> tuple[tuple[tuple[float, ...], float], ...]:
+    """Eight peaks on the square of half-side ``radius``, heights alternating ``+height, -height``."""
+    spots = [(1, 1), (1, 0), (1, -1), (0, -1), (-1, -1), (-1, 0), (-1, 1), (0, 1)]
+    return tuple(((radius * a, radius * b), height * (-1) ** k) for k, (a, b) in enumerate(spots))
+
+
+class Mountain2D(MountainSampler):
+    """mountain-2d: isotropic EQ GP (lengthscale 1, noise 0.1) plus mountains around the context.
+
+    Context ``N_c ~ U{1..8}`` on [-2, 2]^2, targets ``N_t = 256`` on [-3, 3]^2. Eight peaks of
+    width 0.35 on the square of half-side 2.5 (corners and edge midpoints), heights alternating
+    +3 and -3: they stand where targets reach but the context does not.
+    """
+
+    base_name = name = "mountain-2d"
+
+    def __init__(
+        self,
+        *,
+        strength: float = 1.0,
+        peaks: tuple[tuple[tuple[float, ...], float], ...] = _ring(2.5, 3.0),
+        peak_width: float = 0.35,
+        lengthscale: float = 1.0,
+        noise_sd: float = 0.1,
+        nc_min: int = 1,
+        nc_max: int = 8,
+        nt: int = 256,
+        context_box: Box = ((-2.0, 2.0), (-2.0, 2.0)),
+        box: Box = ((-3.0, 3.0), (-3.0, 3.0)),
+        jitter: float = 1e-8,
+    ) -> None:
+        super().__init__(
+            strength=strength,
+            peaks=peaks,
+            peak_width=peak_width,
+            lengthscale=lengthscale,
+            noise_sd=noise_sd,
+            nc_min=nc_min,
+            nc_max=nc_max,
+            nt=nt,
+            context_box=context_box,
+            box=box,
+            jitter=jitter,
+        )
+
+
+class Noise1D(NoiseSampler):
+    """noise-1d: EQ GP (lengthscale 1, sd 0.3) seen through calm and noisy bands (noise sd 0.03 / 0.5).
+
+    The noise switches every unit (period 2, switch width 0.05): calm on [-2, -1] and [0, 1], noisy
+    on [-1, 0] and [1, 2] (at strength 1). Context ``N_c ~ U{1..8}`` and targets ``N_t = 128`` on
+    [-2, 2]. The signal is weak next to the noisy bands, so knowing a target's band is worth much;
+    a strict model knows it only as well as a few context points pin the absolute position.
+    """
+
+    base_name = name = "noise-1d"
+
+    def __init__(
+        self,
+        *,
+        strength: float = 1.0,
+        noise_lo: float = 0.03,
+        noise_hi: float = 0.5,
+        switch_at: float = 0.0,
+        switch_width: float = 0.05,
+        period: float | None = 2.0,
+        lengthscale: float = 1.0,
+        signal_sd: float = 0.3,
+        nc_min: int = 1,
+        nc_max: int = 8,
+        nt: int = 128,
+        context_box: Box = ((-2.0, 2.0),),
+        box: Box = ((-2.0, 2.0),),
+        jitter: float = 1e-8,
+    ) -> None:
+        super().__init__(
+            strength=strength,
+            noise_lo=noise_lo,
+            noise_hi=noise_hi,
+            switch_at=switch_at,
+            switch_width=switch_width,
+            period=period,
+            lengthscale=lengthscale,
+            signal_sd=signal_sd,
+            nc_min=nc_min,
+            nc_max=nc_max,
+            nt=nt,
+            context_box=context_box,
+            box=box,
+            jitter=jitter,
+        )
+
+
+class Noise2D(NoiseSampler):
+    """noise-2d: isotropic EQ GP (lengthscale 1, sd 0.3) seen through noise bands along ``x_1``.
+
+    As noise-1d on the plane: noise sd 0.03 / 0.5 in bands one unit wide across ``x_1`` (constant
+    along ``x_2``). Context ``N_c ~ U{1..8}`` and targets ``N_t = 256`` on [-2, 2]^2.
+    """
+
+    base_name = name = "noise-2d"
+
+    def __init__(
+        self,
+        *,
+        strength: float = 1.0,
+        noise_lo: float = 0.03,
+        noise_hi: float = 0.5,
+        switch_at: float = 0.0,
+        switch_width: float = 0.05,
+        period: float | None = 2.0,
+        lengthscale: float = 1.0,
+        signal_sd: float = 0.3,
+        nc_min: int = 1,
+        nc_max: int = 8,
+        nt: int = 256,
+        context_box: Box = ((-2.0, 2.0), (-2.0, 2.0)),
+        box: Box = ((-2.0, 2.0), (-2.0, 2.0)),
+        jitter: float = 1e-8,
+    ) -> None:
+        super().__init__(
+            strength=strength,
+            noise_lo=noise_lo,
+            noise_hi=noise_hi,
+            switch_at=switch_at,
+            switch_width=switch_width,
+            period=period,
+            lengthscale=lengthscale,
+            signal_sd=signal_sd,
+            nc_min=nc_min,
+            nc_max=nc_max,
+            nt=nt,
+            context_box=context_box,
+            box=box,
+            jitter=jitter,
+        )
+
+
 SAMPLERS: dict[str, type[GPSampler]] = {
-    cls.name: cls for cls in (GibbsSampler, EQSampler1D, EQSampler2D, AnisotropicSampler2D)
+    cls.name: cls
+    for cls in (
+        GibbsSampler,
+        EQSampler1D,
+        EQSampler2D,
+        AnisotropicSampler2D,
+        Mountain1D,
+        Mountain2D,
+        Noise1D,
+        Noise2D,
+    )
 }
 
 
