@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from plotly.callbacks import Points
 
 import widgets.training
 from widgets import ComparePanel, Controls, EquivariancePanel, MapView, TrainingPanel, Workbench
@@ -191,10 +190,11 @@ def test_adding_an_observation_redraws_the_map_and_clear_restores_it(colorado_ru
 
 def test_a_click_on_the_heatmap_adds_an_observation_with_the_chosen_value(colorado_run):
     mv = MapView(colorado_run, resolution=0.2)
-    heat = mv.fig.data[0]
     mv.source.value = "nearest station"
-    heat._dispatch_on_click(Points([0], xs=[-104.9], ys=[39.7], trace_name="", trace_index=0), None)
+    # The browser reports the clicked position and, separately, the station plotly hovered.
+    mv.fig.click(-104.9, 39.7, trace=5, point_x=-104.0, point_y=39.0)
     assert mv.n_added == 1
+    assert mv.layer.added[0][:2] == (-104.9, 39.7)  # where the click landed, not the hovered station
     cx, cy, cv = mv.layer.snap.context
     nearest = cv[np.argmin((cx + 104.9) ** 2 + (cy - 39.7) ** 2)]
     assert mv.layer.added[0][2] == pytest.approx(nearest, abs=1e-9)
@@ -228,8 +228,7 @@ def test_1d_view_shows_context_mean_band_strict_and_oracle(gibbs_run):
     mv.add_observation(0.3, 2.5)  # 1-D: the click's height is the value
     assert mv.n_added == 1 and list(mv.fig.data[-1].y) == [2.5]
     assert not np.allclose(np.array(mean.y, dtype=float), y0)
-    catcher = mv.fig.data[0]
-    catcher._dispatch_on_click(Points([0], xs=[-1.0], ys=[-1.5], trace_name="", trace_index=0), None)
+    mv.fig.click(-1.0, -1.5)
     assert mv.n_added == 2 and mv.layer.added[-1][2] == -1.5
 
 
@@ -286,11 +285,20 @@ def test_workbench_fills_its_tabs(gibbs_run):
     assert app.controls.experiment == gibbs_run.experiment
     assert not app.equivariance.results  # computed when its tab is opened
     app.tabs.selected_index = 2
-    assert max(app.equivariance.results["shift"]["strict"]) < 1e-4
+    assert app.equivariance.running or app.equivariance.results  # in the background, with a bar
+    results = app.equivariance.compute()
+    assert max(results["shift"]["strict"]) < 1e-4
+    assert app.equivariance.progress.value == app.equivariance.progress.max
+    views = (app.map, app.map.fig, app.compare, app.equivariance.fig)
     app.controls.steps.value = 5
     r = app.train(block=True)
     assert r.history.steps_done == 5 and app.run is r and app.map.run is r
     assert not app.controls.dataset.disabled and "done" in app.training.status.value
+    # A second run is shown in the same widgets: nothing new for the page to start up.
+    assert (app.map, app.map.fig, app.compare, app.equivariance.fig) == views
+    assert app.compare.runs["fixed-inputs"] is r
+    # The Equivariance tab is open, so the new run's curves are computed at once (wait for them).
+    assert app.equivariance.run is r and app.equivariance.compute()["shift"]["model"].size == 7
 
 
 def test_the_library_never_imports_widgets():

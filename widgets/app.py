@@ -15,6 +15,7 @@ from workbench.run import Run
 from .compare import ComparePanel
 from .controls import Controls
 from .equivariance import EquivariancePanel
+from .mainthread import on_main
 from .mapview import MapView
 from .training import TrainingPanel
 
@@ -44,7 +45,8 @@ class Workbench(w.VBox):
         self.controls = Controls(exp)
         self.training = TrainingPanel(self.controls, save_dir=save_dir)
         self.training.add_on_start(lambda: self.controls.set_busy(True))
-        self.training.add_on_finish(self.show_run)
+        # The training thread finishes the run; the tabs are filled on the kernel's main thread.
+        self.training.add_on_finish(lambda r: on_main(self.show_run, r))
         self.training.add_on_end(lambda: self.controls.set_busy(False))
         self.map: MapView | None = None
         self.compare: ComparePanel | None = None
@@ -76,28 +78,47 @@ class Workbench(w.VBox):
         return self.training.wait(timeout)
 
     def show_run(self, run: Run) -> None:
-        """Fill the tabs for ``run`` (each tab on its own: one failing does not blank the others)."""
+        """Fill the tabs for ``run`` (each tab on its own: one failing does not blank the others).
+
+        Each tab's panel is built once, for the first run, and shows later runs in place.
+        """
         self.run = run
-        makers: list[tuple[str, Callable[[], w.Widget]]] = [
-            ("map", lambda: MapView(run, **self.map_kwargs)),
-            ("compare", lambda: ComparePanel(run)),
+        makers: list[tuple[str, Callable[[], w.Widget], Callable[[Any], None]]] = [
+            ("map", lambda: MapView(run, **self.map_kwargs), lambda p: p.set_run(run, **self.map_kwargs)),
+            ("compare", lambda: ComparePanel(run), lambda p: p.set_runs(run)),
             # Computed when its tab is first opened: the map should not wait for it.
-            ("equivariance", lambda: EquivariancePanel(run, compute=False)),
+            (
+                "equivariance",
+                lambda: EquivariancePanel(run, compute=False),
+                lambda p: p.set_run(run),
+            ),
         ]
-        for i, (name, make) in enumerate(makers):
+        for i, (name, make, update) in enumerate(makers):
+            panel = getattr(self, name)
             try:
-                panel = make()
+                if panel is None:
+                    panel = make()
+                else:
+                    update(panel)
             except Exception as err:  # keep the app usable; say what went wrong in the tab
                 panel = None
                 self.tabs.children[i].children = [
                     w.HTML(f"<span style='color:#b00020'>{html.escape(str(err))}</span>")
                 ]
             else:
-                self.tabs.children[i].children = [panel]
+                if tuple(self.tabs.children[i].children) != (panel,):
+                    self.tabs.children[i].children = [panel]
             setattr(self, name, panel)
-        self.tabs.selected_index = 0
+        if self.tabs.selected_index == TABS.index("Equivariance"):
+            self._compute_equivariance()
+        else:
+            self.tabs.selected_index = 0
+
+    def _compute_equivariance(self) -> None:
+        panel = self.equivariance
+        if panel is not None and not panel.results and not panel.running:
+            panel.compute(block=False)
 
     def _on_tab(self, change: dict) -> None:
-        panel = self.equivariance
-        if change["new"] == TABS.index("Equivariance") and panel is not None and not panel.results:
-            panel.compute()
+        if change["new"] == TABS.index("Equivariance"):
+            self._compute_equivariance()

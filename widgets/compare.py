@@ -20,9 +20,12 @@ import workbench
 from workbench.config import Experiment
 from workbench.run import Run
 
+from .mainthread import drain, on_main
+from .plotview import PlotView
 from .sources import LineSource
 
 COLOURS = {"none": "#7f7f7f", "strict": "#ff7f0e", "approximate": "#1f77b4"}
+LAYOUT = dict(height=380, width=760, margin=dict(l=55, r=10, t=40, b=40))
 
 
 def slot_of(exp: Experiment) -> str:
@@ -70,19 +73,7 @@ class ComparePanel(w.VBox):
         experiment: Experiment | None = None,
         seed: int = 0,
     ) -> None:
-        given = dict(runs or {})
-        if run is not None:
-            given[slot_of(run.experiment)] = run
-        if experiment is None:
-            if not given:
-                raise ValueError("ComparePanel needs a run, runs={...} or an experiment")
-            experiment = next(iter(given.values())).experiment
-        self.experiment = experiment
         self.seed = int(seed)
-        self.plans = siblings(experiment)
-        for name in given:
-            self.plans.setdefault(name, given[name].experiment)
-        self.runs: dict[str, Run] = given
         self.error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -92,10 +83,37 @@ class ComparePanel(w.VBox):
         self.stop_button.on_click(lambda _: self._stop.set())
         self.status = w.HTML("")
         self.table = w.HTML("")
-        self.fig = go.FigureWidget(layout=dict(height=380, width=760, margin=dict(l=55, r=10, t=40, b=40)))
+        self.fig = PlotView(go.Figure(layout=LAYOUT))
         super().__init__([w.HBox([self.train_button, self.stop_button, self.status]), self.table, self.fig])
         self.add_class("aenp-compare")
-        self.refresh()
+        self.set_runs(run, runs=runs, experiment=experiment)
+
+    def set_runs(
+        self,
+        run: Run | None = None,
+        *,
+        runs: Mapping[str, Run] | None = None,
+        experiment: Experiment | None = None,
+    ) -> None:
+        """Compare another run (and its siblings) in the same widgets."""
+        if self.running:
+            raise RuntimeError("siblings are still training: press Stop first")
+        given = dict(runs or {})
+        if run is not None:
+            given[slot_of(run.experiment)] = run
+        if experiment is None:
+            if not given:
+                raise ValueError("ComparePanel needs a run, runs={...} or an experiment")
+            experiment = next(iter(given.values())).experiment
+        self.experiment = experiment
+        self.plans = siblings(experiment)
+        for name in given:
+            self.plans.setdefault(name, given[name].experiment)
+        self.runs: dict[str, Run] = given
+        self.status.value = ""
+        with self.fig.batch_update():
+            self.fig.replace(go.Figure(layout=LAYOUT))
+            self.refresh()
 
     @property
     def missing(self) -> list[str]:
@@ -124,9 +142,13 @@ class ComparePanel(w.VBox):
         """Join the training thread; re-raise its error; the runs."""
         if self._thread is not None:
             self._thread.join(timeout)
+        drain()
         if self.error is not None and not self.running:
             raise self.error
         return self.runs
+
+    def _set_status(self, text: str) -> None:
+        on_main(setattr, self.status, "value", text)
 
     def _work(self) -> None:
         try:
@@ -134,16 +156,23 @@ class ComparePanel(w.VBox):
                 if self._stop.is_set():
                     break
                 exp = self.plans[name]
-                self.status.value = f"training {name} ({exp.steps} steps) ..."
-                self.runs[name] = workbench.run(exp, stop=self._stop, progress=False)
-                self.refresh()
-            self.status.value = "stopped" if self._stop.is_set() else "done"
+                self._set_status(f"training {name} ({exp.steps} steps) ...")
+                r = workbench.run(exp, stop=self._stop, progress=False)
+                on_main(self._add, name, r)
+            self._set_status("stopped" if self._stop.is_set() else "done")
         except Exception as err:  # shown in the panel: a thread has nobody else to tell
             self.error = err
-            self.status.value = f"<span style='color:#b00020'>{type(err).__name__}: {err}</span>"
+            self._set_status(f"<span style='color:#b00020'>{type(err).__name__}: {err}</span>")
         finally:
-            self.train_button.disabled = not self.missing
-            self.stop_button.disabled = True
+            on_main(self._idle)
+
+    def _add(self, name: str, r: Run) -> None:
+        self.runs[name] = r
+        self.refresh()
+
+    def _idle(self) -> None:
+        self.train_button.disabled = not self.missing
+        self.stop_button.disabled = True
 
     # --- drawing ----------------------------------------------------------------------------------
 
@@ -156,7 +185,7 @@ class ComparePanel(w.VBox):
             self.status.value = f"{n} sibling(s) not trained yet: press Train missing" if n else ""
         if not self.runs:
             return
-        first = next(iter(self.runs.values()))
+        first = next(iter(dict(self.runs).values()))
         if first.dim_x == 1:
             self._plot_curves()
         else:

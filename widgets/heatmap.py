@@ -12,7 +12,10 @@ from collections.abc import Callable
 import numpy as np
 import plotly.graph_objects as go
 
+from workbench.units import axis_title, pretty
+
 from .borders import LAYERS, border_lines
+from .plotview import PlotView
 from .sources import GeoSource, PlaneSource, Point, Snapshot
 
 #: How each variable is drawn: (title, plotly colour scale, centred on zero).
@@ -50,7 +53,13 @@ class HeatmapLayer:
 
     sources = SOURCES
 
-    def __init__(self, source: GeoSource | PlaneSource, variable: str = "mean", width: int = 720) -> None:
+    def __init__(
+        self,
+        source: GeoSource | PlaneSource,
+        variable: str = "mean",
+        width: int = 720,
+        view: PlotView | None = None,
+    ) -> None:
         self.source = source
         self.added: list[Point] = []
         self.snap: Snapshot = source.predict()
@@ -59,9 +68,11 @@ class HeatmapLayer:
                 f"variable = {variable!r} is not valid; choose one of: {', '.join(self.variables)}"
             )
         self.variable, self.channel = variable, 0
-        self.fig = self._build(width)
-        self.heat, self.added_trace = self.fig.data[0], self.fig.data[-1]
-        self.show(variable)
+        self.fig = view if view is not None else PlotView()
+        with self.fig.batch_update():
+            self.fig.replace(self._build(width))
+            self.heat, self.added_trace = self.fig.data[0], self.fig.data[-1]
+            self.show(variable)
 
     # --- what can be shown ------------------------------------------------------------------------
 
@@ -84,12 +95,15 @@ class HeatmapLayer:
 
     # --- the figure -------------------------------------------------------------------------------
 
-    def _build(self, width: int) -> go.FigureWidget:
+    def _build(self, width: int) -> go.Figure:
         src = self.source
         geo = src.kind == "geo" and not src.planar
         xname, yname = ("lon", "lat") if geo else ("x", "y")
-        unit = f" {src.units}" if src.units else ""
-        hover = f"{xname} %{{x:.2f}}, {yname} %{{y:.2f}}<br>%{{z:.2f}}{unit}"
+        unit = f" {pretty(src.units)}" if pretty(src.units) else ""
+        if geo:
+            hover = f"%{{x:.2f}}°E, %{{y:.2f}}°N<br>%{{z:.2f}}{unit}"
+        else:
+            hover = f"x %{{x:.2f}}, y %{{y:.2f}}<br>%{{z:.2f}}{unit}"
         heat = go.Heatmap(x=src.x, y=src.y, z=self.field(self.variable), colorbar=dict(thickness=14))
         if src.elevation is not None:
             heat.customdata = src.elevation
@@ -168,23 +182,19 @@ class HeatmapLayer:
             width=width,
             height=height,
             margin=dict(l=55, r=10, t=40, b=45),
-            xaxis=dict(title=xname, range=[x0, x1], constrain="domain", showgrid=False),
-            yaxis=dict(title=yname, range=[y0, y1], scaleanchor="x", scaleratio=ratio, showgrid=False),
+            xaxis=dict(title=axis_title(xname), range=[x0, x1], constrain="domain", showgrid=False),
+            yaxis=dict(
+                title=axis_title(yname), range=[y0, y1], scaleanchor="x", scaleratio=ratio, showgrid=False
+            ),
             legend=dict(orientation="h", y=-0.12),
             hovermode="closest",
             clickmode="event",
         )
-        return go.FigureWidget(traces, layout)
+        return go.Figure(traces, layout)
 
     def on_click(self, callback: Callable[[float, float], None]) -> None:
-        """Call ``callback(x, y)`` when the heatmap or a context point is clicked."""
-
-        def handler(trace, points, state) -> None:
-            if points.xs:
-                callback(float(points.xs[0]), float(points.ys[0]))
-
-        self.heat.on_click(handler)
-        self.fig.data[-2].on_click(handler)
+        """Call ``callback(x, y)`` with the clicked position (not the station under the pointer)."""
+        self.fig.on_click(lambda x, y, _click: callback(x, y))
 
     # --- updates ----------------------------------------------------------------------------------
 
@@ -202,7 +212,7 @@ class HeatmapLayer:
             )
         self.variable, self.channel = variable, int(channel)
         _, scale, centred = STYLES[variable]
-        unit = "" if variable == "fixed_inputs" else self.source.units
+        unit = "" if variable == "fixed_inputs" else pretty(self.source.units)
         with self.fig.batch_update():
             self.heat.z = self.field(variable, self.channel)
             self.heat.colorscale = scale

@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 
 from workbench.maps import fixed_inputs_active
 
+from .plotview import PlotView
 from .sources import LineSource, Point
 
 SOURCES = ("clicked height", "typed value", "current mean")
@@ -28,13 +29,15 @@ class LineLayer:
     variables: list[str] = []
     n_channels = 0
 
-    def __init__(self, source: LineSource, width: int = 760) -> None:
+    def __init__(self, source: LineSource, width: int = 760, view: PlotView | None = None) -> None:
         self.source = source
         self.added: list[Point] = []
         self.curves = source.predict()
         self.has_oracle = "oracle_mean" in self.curves
-        self.fig = self._build(width)
-        self._draw()
+        self.fig = view if view is not None else PlotView()
+        with self.fig.batch_update():
+            self.fig.replace(self._build(width))
+            self._draw()
 
     def _y_range(self) -> tuple[float, float]:
         c, s = self.curves, self.source
@@ -46,7 +49,7 @@ class LineLayer:
         pad = 0.15 * (hi - lo) + 0.1
         return lo - pad, hi + pad
 
-    def _build(self, width: int) -> go.FigureWidget:
+    def _build(self, width: int) -> go.Figure:
         s = self.source
         y0, y1 = self._y_range()
         catcher = go.Heatmap(
@@ -100,7 +103,7 @@ class LineLayer:
             clickmode="event",
             legend=dict(orientation="h", y=-0.15),
         )
-        fig = go.FigureWidget(traces, layout)
+        fig = go.Figure(traces, layout)
         if not fixed_inputs_active(s.run.model):
             fig.data[6].name = "strict component (= the mean: no active fixed inputs)"
         if not self.has_oracle:  # e.g. a sampler without an exact posterior
@@ -128,14 +131,8 @@ class LineLayer:
             )
 
     def on_click(self, callback: Callable[[float, float], None]) -> None:
-        """Call ``callback(x, height)`` on a click anywhere in the plot."""
-
-        def handler(trace, points, state) -> None:
-            if points.xs:
-                callback(float(points.xs[0]), float(points.ys[0]))
-
-        for i in (0, 5, 6, 7, 8, 9):
-            self.fig.data[i].on_click(handler)
+        """Call ``callback(x, height)`` with the clicked position, anywhere in the plot."""
+        self.fig.on_click(lambda x, y, _click: callback(x, y))
 
     def show(self, variable: str, channel: int = 0) -> None:
         """Nothing to switch: the 1-D view shows every curve at once."""

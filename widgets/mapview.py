@@ -18,6 +18,7 @@ from workbench.run import Run
 
 from .heatmap import HeatmapLayer
 from .lines import LineLayer
+from .plotview import PlotView
 from .sources import GeoSource, LineSource, PlaneSource
 
 
@@ -28,13 +29,14 @@ def make_layer(
     resolution: float | None = None,
     seed: int = 0,
     variable: str = "mean",
+    view: PlotView | None = None,
 ) -> HeatmapLayer | LineLayer:
-    """The view that fits the run's data: lon/lat map, x/y map or 1-D curves."""
+    """The view that fits the run's data: lon/lat map, x/y map or 1-D curves (drawn into ``view``)."""
     if run.dim_x == 1:
-        return LineLayer(LineSource(run, seed=seed))
+        return LineLayer(LineSource(run, seed=seed), view=view)
     if isinstance(make_dataset(run.experiment.dataset), GeoSampler):
-        return HeatmapLayer(GeoSource(run, context, grid, resolution), variable)
-    return HeatmapLayer(PlaneSource(run, seed=seed), variable)
+        return HeatmapLayer(GeoSource(run, context, grid, resolution), variable, view=view)
+    return HeatmapLayer(PlaneSource(run, seed=seed), variable, view=view)
 
 
 class MapView(w.VBox):
@@ -42,6 +44,7 @@ class MapView(w.VBox):
 
     ``context``: the map's context (see :func:`workbench.maps.predict_map`; default: the dataset's);
     ``grid``/``resolution``: the map grid; ``seed`` picks the test task of synthetic datasets.
+    :meth:`set_run` shows another run in the same widgets (the chart is built once per view).
     """
 
     def __init__(
@@ -54,38 +57,58 @@ class MapView(w.VBox):
         seed: int = 0,
         variable: str = "mean",
     ) -> None:
-        self.run = run
-        self.layer = make_layer(run, context, grid, resolution, seed, variable)
-        self.fig = self.layer.fig
+        self.fig = PlotView()
+        self.fig.on_click(lambda x, y, _click: self._on_click(x, y))
         self.last_update_ms: float | None = None
-        lay = self.layer
-        self.variable = w.Dropdown(
-            options=lay.variables or ["curves"], description="show", layout=w.Layout(width="300px")
-        )
-        if lay.variables:
-            self.variable.value = getattr(lay, "variable", lay.variables[0])
-        self.channel = w.IntSlider(
-            min=0, max=max(lay.n_channels - 1, 0), description="channel", layout=w.Layout(width="300px")
-        )
-        self.source = w.Dropdown(
-            options=list(lay.sources), description="click adds", layout=w.Layout(width="260px")
-        )
+        self.variable = w.Dropdown(description="show", layout=w.Layout(width="300px"))
+        self.channel = w.IntSlider(min=0, max=0, description="channel", layout=w.Layout(width="300px"))
+        self.source = w.Dropdown(description="click adds", layout=w.Layout(width="260px"))
         self.source.tooltip = "where the value of a clicked observation comes from"
-        self.value = w.FloatText(value=lay.default_value, description="value", layout=w.Layout(width="180px"))
+        self.value = w.FloatText(description="value", layout=w.Layout(width="180px"))
         self.clear_button = w.Button(description="Clear added", icon="eraser")
-        self.info = w.HTML(self._info())
+        self.info = w.HTML("")
         self.info.add_class("aenp-obs")
-        self.variable.observe(self._on_variable, names="value")
-        self.channel.observe(self._on_variable, names="value")
         self.clear_button.on_click(lambda _: self.clear())
-        self.layer.on_click(self._on_click)
-        self._sync_visibility()
-        top = w.HBox([self.variable, self.channel]) if lay.variables else w.HBox([])
+        self._top = w.HBox([self.variable, self.channel])
         row = w.HBox([self.source, self.value, self.clear_button])
         box = w.Box([self.fig])
         box.add_class("aenp-map")
-        super().__init__([top, row, box, self.info])
+        super().__init__([self._top, row, box, self.info])
         self.add_class("aenp-mapview")
+        self.set_run(run, context=context, grid=grid, resolution=resolution, seed=seed, variable=variable)
+        self.variable.observe(self._on_variable, names="value")
+        self.channel.observe(self._on_variable, names="value")
+
+    def set_run(
+        self,
+        run: Run,
+        *,
+        context: Any = None,
+        grid: Any = None,
+        resolution: float | None = None,
+        seed: int = 0,
+        variable: str = "mean",
+    ) -> None:
+        """Show ``run`` in this view: a new prediction, the same chart and controls."""
+        self.run = run
+        self.layer = make_layer(run, context, grid, resolution, seed, variable, view=self.fig)
+        lay = self.layer
+        self._setting = True
+        try:
+            self.variable.options = lay.variables or ["curves"]
+            if lay.variables:
+                self.variable.value = getattr(lay, "variable", lay.variables[0])
+            self.channel.max = max(lay.n_channels - 1, 0)
+            self.channel.value = 0
+            if tuple(self.source.options) != tuple(lay.sources):
+                self.source.options = list(lay.sources)
+                self.source.value = lay.sources[0]
+            self.value.value = lay.default_value
+        finally:
+            self._setting = False
+        self.last_update_ms = None
+        self.info.value = self._info()
+        self._sync_visibility()
 
     # --- public API -------------------------------------------------------------------------------
 
@@ -132,12 +155,15 @@ class MapView(w.VBox):
             self.info.value = f"<span style='color:#b00020'>could not add ({x:.2f}, {y:.2f}): {err}</span>"
 
     def _on_variable(self, change: dict) -> None:
+        if getattr(self, "_setting", False):
+            return
         if self.layer.variables:
             self.layer.show(self.variable.value, self.channel.value)
         self._sync_visibility()
 
     def _sync_visibility(self) -> None:
         lay = self.layer
+        self._top.layout.display = "" if lay.variables else "none"
         self.variable.layout.display = "" if lay.variables else "none"
         show_channel = bool(lay.variables) and self.variable.value == "fixed_inputs"
         self.channel.layout.display = "" if show_channel else "none"

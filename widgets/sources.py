@@ -183,3 +183,9 @@ class LineSource:
         xc = np.r_[self.base_x, a[:, 0]][:, None]
         yc = np.r_[self.base_y, a[:, 2]]
         return predict_task(self.run, self.sampler, xc, yc, self.x[:, None])
+
+
+def data_units(run: Run) -> str:
+    """Physical units of a run's outputs (CF spelling, e.g. ``degC``); "" for unitless synthetic data."""
+    sampler = make_dataset(run.experiment.dataset)
+    return str(getattr(sampler, "units", "") or "") if isinstance(sampler, GeoSampler) else ""

@@ -1,8 +1,9 @@
 """Train and Stop buttons, a progress bar and a live loss curve around ``workbench.run``.
 
-Training runs in a background thread so the notebook stays responsive; the widgets are updated from
-the training callback at most every ``throttle`` seconds (each update is a message to the browser).
-Whatever happens (finish, Stop, an error), the buttons end in the same idle state.
+Training runs in a background thread so the notebook stays responsive. The thread never touches a
+widget itself: it posts each update to the kernel's main thread (:mod:`widgets.mainthread`), at most
+every ``throttle`` seconds. Whatever happens (finish, Stop, an error), the buttons end in the same
+idle state.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from workbench.config import Experiment
 from workbench.run import Run
 
 from .controls import Controls
+from .mainthread import drain, on_main
+from .plotview import PlotView
 
 ExperimentSource = Experiment | Controls | Callable[[], Experiment]
 
@@ -93,7 +96,10 @@ class TrainingPanel(w.VBox):
         self._losses: list[float] = []
         self._last_draw = 0.0
         self._t0 = 0.0
+        self._first = (0.0, 0)
         self._total = 0
+        #: Seconds from pressing Train to the first loss point of the last run.
+        self.first_point_seconds: float | None = None
 
         self.train_button = w.Button(description="Train", icon="play", button_style="success")
         self.train_button.add_class("aenp-train")
@@ -104,27 +110,29 @@ class TrainingPanel(w.VBox):
         self.status = w.HTML("ready: press Train")
         self.status.add_class("aenp-status")
         self.metrics = w.HTML("")
-        self.fig = go.FigureWidget(
-            [
-                go.Scatter(name="loss per step", mode="lines", line=dict(width=1, color="#9ecae1")),
-                go.Scatter(name="running mean", mode="lines", line=dict(width=2, color="#08519c")),
-                go.Scatter(
-                    name="test (fixed inputs on)", mode="markers", marker=dict(size=11, color="#d62728")
+        self.fig = PlotView(
+            go.Figure(
+                [
+                    go.Scatter(name="loss per step", mode="lines", line=dict(width=1, color="#9ecae1")),
+                    go.Scatter(name="running mean", mode="lines", line=dict(width=2, color="#08519c")),
+                    go.Scatter(
+                        name="test (fixed inputs on)", mode="markers", marker=dict(size=11, color="#d62728")
+                    ),
+                    go.Scatter(
+                        name="test, strict component",
+                        mode="markers",
+                        marker=dict(size=11, symbol="diamond", color="#2ca02c"),
+                    ),
+                ],
+                layout=dict(
+                    height=260,
+                    margin=dict(l=60, r=10, t=30, b=40),
+                    title=dict(text="training loss", font=dict(size=13)),
+                    xaxis_title="step",
+                    yaxis_title="-log-lik per target (nats)",
+                    legend=dict(orientation="h", y=-0.25),
                 ),
-                go.Scatter(
-                    name="test, strict component",
-                    mode="markers",
-                    marker=dict(size=11, symbol="diamond", color="#2ca02c"),
-                ),
-            ],
-            layout=dict(
-                height=260,
-                margin=dict(l=60, r=10, t=30, b=40),
-                title=dict(text="training loss", font=dict(size=13)),
-                xaxis_title="step",
-                yaxis_title="-log-lik per target (nats)",
-                legend=dict(orientation="h", y=-0.25),
-            ),
+            )
         )
         self.train_button.on_click(lambda _: self.train())
         self.stop_button.on_click(lambda _: self.stop())
@@ -174,6 +182,7 @@ class TrainingPanel(w.VBox):
                 raise
             return None
         self.error, self.run = None, None
+        self.first_point_seconds = None
         self._stop.clear()
         self._steps, self._losses = [], []
         self._total = exp.steps
@@ -210,6 +219,7 @@ class TrainingPanel(w.VBox):
         """Join the training thread; re-raise its error (unless ``raise_error=False``); the run."""
         if self._thread is not None:
             self._thread.join(timeout)
+        drain()  # the updates the thread posted, applied before the caller looks at the widgets
         if raise_error and self.error is not None and not self.running:
             raise self.error
         return self.run
@@ -217,23 +227,36 @@ class TrainingPanel(w.VBox):
     # --- the training thread ----------------------------------------------------------------------
 
     def _callback(self, step: int, loss: float) -> None:
+        now = time.perf_counter()
+        if not self._steps:
+            self._first = (now, step)
+            self.first_point_seconds = now - self._t0
         self._steps.append(step)
         self._losses.append(loss)
-        now = time.perf_counter()
-        if now - self._last_draw >= self.throttle or step >= self._total:
+        if now - self._last_draw >= self.throttle or step >= self._total or len(self._steps) == 1:
             self._last_draw = now
-            self._draw_progress()
+            on_main(self._draw_progress)
             if step >= self._total or self._stop.is_set():
                 self._set_status("evaluating on the test tasks ...")
+
+    @property
+    def steps_per_second(self) -> float:
+        """Training speed since the first step (setup time excluded); 0 before two steps."""
+        if len(self._steps) < 2:
+            return 0.0
+        t, s = self._first
+        return (self._steps[-1] - s) / max(time.perf_counter() - t, 1e-9)
 
     def _draw_progress(self) -> None:
         if not self._steps:
             return
-        step, loss = self._steps[-1], self._losses[-1]
-        rate = len(self._steps) / max(time.perf_counter() - self._t0, 1e-9)
+        steps, losses = list(self._steps), list(self._losses)  # the thread keeps appending
+        step, loss = steps[-1], losses[-1]
+        rate = self.steps_per_second
+        speed = f"  {rate:.3g} steps/s" if rate > 0 else ""
         self.progress.value = min(step, self.progress.max)
-        self.progress_label.value = f"step {step}/{self._total}  loss {loss:.3f}  {rate:.0f} steps/s"
-        x, y = np.asarray(self._steps), np.asarray(self._losses)
+        self.progress_label.value = f"step {step}/{self._total}  loss {loss:.3f}{speed}"
+        x, y = np.asarray(steps), np.asarray(losses)
         xs, ys = _thin(x, y)
         xm, ym = _thin(x, _smooth(y))
         with self.fig.batch_update():
@@ -245,8 +268,8 @@ class TrainingPanel(w.VBox):
             r = workbench.run(
                 exp, callbacks=[self._callback], stop=self._stop, progress=False, **self.run_kwargs
             )
-            self._draw_progress()
-            self._show_result(r)
+            on_main(self._draw_progress)
+            on_main(self._show_result, r)
             self.run = r
             saved = ""
             if self.save_dir is not None:
@@ -258,13 +281,13 @@ class TrainingPanel(w.VBox):
             how = f"stopped at step {done} of {exp.steps}" if r.history.stopped else f"done: {done} steps"
             ll = r.metrics.get("loglik", math.nan)
             self._set_status(f"{how} in {r.history.seconds:.1f} s; test log-lik {ll:.3f} nats/target{saved}")
-            self.progress.bar_style = "warning" if r.history.stopped else "success"
+            on_main(setattr, self.progress, "bar_style", "warning" if r.history.stopped else "success")
         except Exception as err:  # shown in the panel: a thread has nobody else to tell
             self.error = err
-            self.progress.bar_style = "danger"
+            on_main(setattr, self.progress, "bar_style", "danger")
             self._set_status(f"{type(err).__name__}: {err}", error=True)
         finally:
-            self._finish()
+            on_main(self._finish)
 
     def _finish(self) -> None:
         """The idle state: Train on, Stop off, and whoever locked widgets for the run unlocks them."""
@@ -288,4 +311,4 @@ class TrainingPanel(w.VBox):
 
     def _set_status(self, text: str, error: bool = False) -> None:
         colour = "#b00020" if error else "inherit"
-        self.status.value = f"<span style='color:{colour}'>{html.escape(text)}</span>"
+        on_main(setattr, self.status, "value", f"<span style='color:{colour}'>{html.escape(text)}</span>")

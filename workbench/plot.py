@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from workbench.data.fields import correlation
 from workbench.geo import configure_cartopy
+from workbench.units import pretty
 
 configure_cartopy()
 
@@ -64,8 +65,7 @@ def projection_for(ds: xr.Dataset) -> ccrs.Projection:
 
 
 def _units(da: xr.DataArray) -> str:
-    u = str(da.attrs.get("units", ""))
-    return {"degC": "°C", "1": ""}.get(u, u)
+    return pretty(da.attrs.get("units", ""))
 
 
 def _title(ds: xr.Dataset, var: str, channel: int) -> str:
