@@ -15,16 +15,36 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q -e ".[dev]"
-	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (AENP Workbench)" >/dev/null
 	touch $(STAMP)
+
+# The notebooks' kernel. Its env carries the OpenMP waiting defaults of workbench/threads.py (a short
+# spin: fast on a quiet machine, no collapse on a busy one); libgomp reads them when torch loads, so
+# they must be in the kernel's environment, not set by code that may run after `import torch`.
+# A value set in your shell when this runs is kept (kernel spec values win over the server's env).
+KERNEL := $(VENV)/share/jupyter/kernels/python3/kernel.json
+$(KERNEL): $(STAMP) workbench/threads.py Makefile
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (AENP Workbench)" \
+		$$($(PY) -c "import workbench.threads as t; print(t.kernel_args())") >/dev/null
+
+# JupyterLab settings for this environment: no news pop-up, no update check (nothing leaves the machine).
+OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
+$(OVERRIDES): $(STAMP) Makefile
+	mkdir -p $(dir $@)
+	printf '%s\n' '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' > $@
 
 START := $(if $(wildcard notebooks/00_start_here.ipynb),notebooks/00_start_here.ipynb,notebooks)
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --port=$(PORT) $(ROOT_FLAG) $(START)
+# The server's root is the repository; the notebook path on the command line is what the browser opens,
+# and default_url makes the URL the server prints (the one to copy from a remote or container
+# session) land on the same notebook instead of the Launcher. No news, no update check.
+LAB_FLAGS := --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/$(START) \
+	--LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate
 
-test: $(STAMP)
+lab: $(STAMP) $(KERNEL) $(OVERRIDES)
+	$(VENV)/bin/jupyter lab --port=$(PORT) $(ROOT_FLAG) $(LAB_FLAGS) $(START)
+
+test: $(STAMP) $(KERNEL)
 	OMP_NUM_THREADS=2 $(PY) -m pytest -q tests
 
 # The reference library lives in its own environment: the project never imports it.
@@ -35,7 +55,7 @@ $(REF_STAMP):
 	.venv-ref/bin/python -m pip install -q neuralprocesses
 	touch $(REF_STAMP)
 
-bench: $(STAMP) $(REF_STAMP)
+bench: $(STAMP) $(KERNEL) $(REF_STAMP)
 	OMP_NUM_THREADS=2 $(PY) bench/run_bench.py
 
 lint: $(STAMP)

@@ -1,19 +1,83 @@
 """Command line: ``workbench run ...`` trains and evaluates; ``workbench list`` shows choices;
 ``workbench sweep --vary FIELD=V1,V2 ...`` runs a grid of experiments into one netCDF file;
-``workbench notebook NN -p name value ...`` runs a teaching notebook under papermill."""
+``workbench notebook NN -p name value ...`` runs a teaching notebook under papermill.
+
+The flags are generated from the :class:`~workbench.config.Experiment` dataclass. Building the parser
+reads only torch-free modules (``workbench.config`` and the dataset registry's file), so ``--help``
+answers at once; torch loads when a command runs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
-from dataclasses import fields
+from dataclasses import MISSING, Field, fields
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from workbench.config import MODELS, RELAXATIONS, Experiment
-from workbench.data.registry import DATASETS
-from workbench.groups import GROUPS
+from workbench.config import DEVICES, MODEL_GROUPS, MODELS, RELAXATIONS, SCHEDULES, Experiment
+
+#: One line per Experiment field for ``--help`` (the choices and the default are added to it).
+FIELD_HELP: dict[str, str] = {
+    "dataset": "the data: a name below, era5:PATH, terrain:REGION or a NetCDF path (.nc)",
+    "model": "model family",
+    "group": "symmetry group (the 2-D rotation groups need 2-D data and the conv model)",
+    "relaxation": "how the symmetry is relaxed",
+    "strength": "relaxation strength in [0, 1]: 0 = strictly equivariant, 1 = as free as allowed; "
+    "fixed-inputs dropout p = 1 - strength",
+    "n_fixed": "number of learnable fixed-input channels (B)",
+    "steps": "training steps",
+    "batch_size": "tasks per training step",
+    "lr": "Adam learning rate",
+    "lr_schedule": "learning-rate schedule over the steps",
+    "seed": "random seed (weights and task stream)",
+    "device": "auto = CUDA if torch sees a GPU, else CPU",
+    "width": "channels of the model body (None: the family's default)",
+    "depth": "layers of the model body (None: the family's default)",
+    "test_tasks": "fixed test tasks for the metrics",
+    "validate_every": "> 0: score the validation split every N steps and keep the best weights",
+}
+
+
+@cache
+def _dataset_names() -> tuple[str, ...]:
+    """The named datasets, read from workbench/data/registry.py without importing workbench.data.
+
+    The ``workbench.data`` package imports its GP samplers (torch) on import; the registry file
+    itself is plain data, so load it on its own for ``--help``.
+    """
+    path = Path(__file__).resolve().parent / "data" / "registry.py"
+    spec = importlib.util.spec_from_file_location("_workbench_dataset_registry", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return tuple(module.DATASETS)
+
+
+def field_choices() -> dict[str, tuple[str, ...]]:
+    """The valid values of the Experiment fields that have a fixed set (``dataset``: the named ones)."""
+    groups = tuple(dict.fromkeys(g for gs in MODEL_GROUPS.values() for g in gs))
+    return {
+        "dataset": _dataset_names(),
+        "model": tuple(MODELS),
+        "group": groups,
+        "relaxation": tuple(RELAXATIONS),
+        "device": tuple(DEVICES),
+        "lr_schedule": tuple(SCHEDULES),
+    }
+
+
+def _field_help(f: Field) -> str:
+    parts = [FIELD_HELP.get(f.name, f"Experiment.{f.name}")]
+    choices = field_choices().get(f.name)
+    if choices:
+        parts.append(f"choices: {', '.join(choices)}")
+    default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+    parts.append(f"default: {default}")
+    # argparse formats help with %; a literal % in a description must be doubled.
+    return "; ".join(parts).replace("%", "%%")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,9 +133,18 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _experiment_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("experiment options (the fields of workbench.Experiment)")
     for f in fields(Experiment):
-        parser.add_argument(
-            f"--{f.name.replace('_', '-')}", dest=f.name, type=_field_type(f.name), default=None
+        # default=None, not the field's default: only the flags given reach Experiment(**given), so
+        # sweep can tell a fixed choice from an unset one. Invalid values are left to Experiment,
+        # whose error names the field and the valid choices.
+        group.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            dest=f.name,
+            type=_field_type(f.name),
+            default=None,
+            metavar=f.name.upper(),
+            help=_field_help(f),
         )
 
 
@@ -101,6 +174,9 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _list() -> str:
+    from workbench.data.registry import DATASETS
+    from workbench.groups import GROUPS
+
     lines = ["datasets:"]
     lines += [f"  {k:<22} {dim}-D  {desc}" for k, (dim, desc) in DATASETS.items()]
     lines += ["models:"] + [f"  {k:<22} {v}" for k, v in MODELS.items()]

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
-from workbench.groups import GROUPS, get_group
-
 if TYPE_CHECKING:
     import xarray as xr
 
@@ -83,6 +81,7 @@ class Experiment:
     def validate(self) -> None:
         """Raise ``ValueError`` naming the field, the value and the valid choices."""
         from workbench.data.fields import check_dataset
+        from workbench.groups import GROUPS, get_group
 
         dim = check_dataset(self.dataset)
         if self.model not in MODELS:
