@@ -53,6 +53,8 @@ def test_controls_offer_only_groups_that_fit_the_data():
     assert c.group.value == "T"  # the invalid choice fell back to a valid one
     assert "T+C4" in c.group.tooltip and "2-D" in c.group.tooltip
     assert c.experiment.dataset == "gibbs-1d"
+    # The reasons are on the page, not only in a tooltip that a browser may never show.
+    assert "group T+C4:" in c.help.value and "2-D" in c.help.value.split("group T+C4:")[1][:200]
 
 
 def test_controls_model_family_limits_groups_and_disables_what_does_not_apply():
@@ -260,21 +262,34 @@ def test_rotation_group_gets_an_angle_curve_and_a_plane_map():
 
 def test_compare_panel_trains_the_missing_siblings(gibbs_run):
     panel = ComparePanel(gibbs_run)
-    assert set(panel.plans) == {"none", "strict", "fixed-inputs"}
-    assert set(panel.missing) == {"none", "strict"} and "not trained yet" in panel.table.value
+    assert set(panel.plans) == {"none", "strict", "fixed-inputs", "none-transformer"}
+    assert set(panel.missing) == {"none", "strict", "none-transformer"}
+    assert "not trained yet" in panel.table.value
+    # Comparators are named for what they are.
+    assert "approximate, p = 0" in panel.table.value and "absolute positions" in panel.table.value
     panel.train_missing(block=True)
     assert not panel.missing and panel.status.value == "done"
     assert panel.runs["strict"].experiment.relaxation == "strict"
     assert panel.runs["none"].experiment.group == "none"
     assert panel.runs["none"].experiment.steps == gibbs_run.experiment.steps
-    assert len(re.findall(r"<td>-?\d+\.\d{3}</td>", panel.table.value)) >= 9
+    assert panel.runs["none-transformer"].experiment.model == "transformer"
+    assert len(re.findall(r"<td>-?\d+\.\d{3}</td>", panel.table.value)) >= 16
     names = [t.name for t in panel.fig.data]
     assert {"none", "strict", "fixed-inputs", "GP oracle"} <= set(names)
+    # The gap ladder: one row per model, the split stacked up to the oracle, the ceilings drawn.
+    gaps = {t.name: t for t in panel.gaps.data}
+    assert len(gaps["test log-lik"].y) == 4
+    assert {"learning shortfall", "Gaussian limit", "A: oracle", "D: best strictly equivariant"} <= set(gaps)
+    strict_row = list(gaps["test log-lik"].y).index("strictly equivariant")
+    m = panel.runs["strict"].metrics
+    assert gaps["learning shortfall"].x[strict_row] == pytest.approx(max(m["learning_shortfall"], 0))
 
 
-def test_compare_panel_with_given_runs_draws_bars_for_2d(colorado_run):
+def test_compare_panel_for_real_data_shows_log_likelihoods_without_ceilings(colorado_run):
     panel = ComparePanel(runs={"fixed-inputs": colorado_run})
-    assert [t.type for t in panel.fig.data] == ["bar", "bar"]
+    assert [t.type for t in panel.gaps.data] == ["scatter"]  # no ceilings known for real data
+    assert list(panel.gaps.data[0].x) == [pytest.approx(colorado_run.metrics["loglik"])]
+    assert panel._box.layout.display == "none"
     assert "deepsets" not in panel.table.value
 
 

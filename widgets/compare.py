@@ -8,35 +8,56 @@ task with the oracle, and for 2-D data the log-likelihoods as bars.
 
 from __future__ import annotations
 
+import html
 import math
 import threading
 from collections.abc import Mapping
 
 import ipywidgets as w
-import numpy as np
 import plotly.graph_objects as go
 
 import workbench
 from workbench.config import Experiment
 from workbench.run import Run
 
+from .gaps import gap_figure
 from .mainthread import drain, on_main
 from .plotview import PlotView
 from .sources import LineSource
 
 COLOURS = {"none": "#7f7f7f", "strict": "#ff7f0e", "approximate": "#1f77b4"}
+#: Table columns from the metrics: log-likelihoods and the split of the gap to the oracle.
+SPLIT = ("loglik", "loglik_strict", "learning_shortfall", "symmetry_headroom", "gaussian_limit")
 LAYOUT = dict(height=380, width=760, margin=dict(l=55, r=10, t=40, b=40))
 
 
 def slot_of(exp: Experiment) -> str:
-    """Which column a run belongs in: ``none``, ``strict`` or the name of its relaxation."""
+    """Which row a run belongs in: ``none``, ``none-transformer``, ``strict`` or its relaxation."""
     if exp.group == "none":
-        return "none"
+        return "none-transformer" if exp.model == "transformer" else "none"
     return exp.relaxation
 
 
+def label_of(slot: str, exp: Experiment | None = None) -> str:
+    """What a row is, named for what it is (the free conv model is the approximate one with p = 0)."""
+    if slot == "none":
+        if exp is not None and exp.model == "conv":
+            return "approximate, p = 0 (fixed inputs always on)"
+        return f"free {exp.model if exp is not None else ''} (no symmetry)".replace("  ", " ")
+    if slot == "none-transformer":
+        return "non-equivariant transformer (absolute positions)"
+    if slot == "strict":
+        return "strictly equivariant"
+    if slot == "fixed-inputs" and exp is not None:
+        return f"approximate: fixed inputs, p = {1 - exp.strength:g}"
+    return f"approximate: {slot}"
+
+
 def siblings(exp: Experiment) -> dict[str, Experiment | str]:
-    """The none / strict / approximate versions of ``exp`` (or, for one that cannot exist, why not)."""
+    """The comparators of ``exp``: free, strict, approximate, and the non-equivariant transformer.
+
+    Each is an experiment, or, for one that cannot exist with these settings, the reason why not.
+    """
     group = exp.group if exp.group != "none" else "T"
     approx = exp.relaxation if exp.group != "none" and exp.relaxation != "strict" else "fixed-inputs"
     strength = exp.strength if exp.relaxation == approx else 0.5
@@ -45,6 +66,8 @@ def siblings(exp: Experiment) -> dict[str, Experiment | str]:
         "strict": dict(group=group, relaxation="strict"),
         approx: dict(group=group, relaxation=approx, strength=strength),
     }
+    if exp.model != "transformer":  # the paper's non-equivariant comparator is another architecture
+        wanted["none-transformer"] = dict(model="transformer", group="none", relaxation="strict")
     out: dict[str, Experiment | str] = {}
     for name, changes in wanted.items():
         try:
@@ -83,8 +106,11 @@ class ComparePanel(w.VBox):
         self.stop_button.on_click(lambda _: self._stop.set())
         self.status = w.HTML("")
         self.table = w.HTML("")
+        self.gaps = PlotView(go.Figure(layout=LAYOUT))
         self.fig = PlotView(go.Figure(layout=LAYOUT))
-        super().__init__([w.HBox([self.train_button, self.stop_button, self.status]), self.table, self.fig])
+        self._box = w.Box([self.fig])
+        buttons = w.HBox([self.train_button, self.stop_button, self.status])
+        super().__init__([buttons, self.table, self.gaps, self._box])
         self.add_class("aenp-compare")
         self.set_runs(run, runs=runs, experiment=experiment)
 
@@ -111,8 +137,10 @@ class ComparePanel(w.VBox):
             self.plans.setdefault(name, given[name].experiment)
         self.runs: dict[str, Run] = given
         self.status.value = ""
-        with self.fig.batch_update():
+        self._box.layout.display = ""
+        with self.fig.batch_update(), self.gaps.batch_update():
             self.fig.replace(go.Figure(layout=LAYOUT))
+            self.gaps.replace(go.Figure(layout=LAYOUT))
             self.refresh()
 
     @property
@@ -185,34 +213,50 @@ class ComparePanel(w.VBox):
             self.status.value = f"{n} sibling(s) not trained yet: press Train missing" if n else ""
         if not self.runs:
             return
+        self._plot_gaps()
         first = next(iter(dict(self.runs).values()))
         if first.dim_x == 1:
             self._plot_curves()
-        else:
-            self._plot_bars()
+        else:  # the ladder above says it all for maps; no curves to draw
+            self._box.layout.display = "none"
 
     def _table(self) -> str:
-        cols = ("run", "test log-lik", "strict log-lik", "oracle log-lik", "orbit error", "steps")
+        cols = (
+            "model",
+            "test log-lik",
+            "strict component",
+            "learning shortfall",
+            "symmetry headroom",
+            "Gaussian limit",
+            "orbit error",
+            "steps",
+        )
         head = "<tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>"
         rows = []
+        runs = dict(self.runs)
         for name, plan in self.plans.items():
-            if name in self.runs:
-                r = self.runs[name]
+            exp = runs[name].experiment if name in runs else plan if isinstance(plan, Experiment) else None
+            label = html.escape(label_of(name, exp))
+            if name in runs:
+                r = runs[name]
                 m = r.metrics
-                cells = [
-                    _fmt(m.get("loglik")),
-                    _fmt(m.get("loglik_strict")),
-                    _fmt(m.get("oracle_loglik")),
-                    _fmt(m.get("orbit_error")),
-                    str(r.history.steps_done),
-                ]
+                keys = (
+                    "loglik",
+                    "loglik_strict",
+                    "learning_shortfall",
+                    "symmetry_headroom",
+                    "gaussian_limit",
+                )
+                cells = [_fmt(m.get(k)) for k in keys]
+                cells += [_fmt(m.get("orbit_error")), str(r.history.steps_done)]
             elif isinstance(plan, Experiment):
-                cells = ["not trained yet", "", "", "", str(plan.steps)]
+                cells = ["not trained yet", "", "", "", "", "", str(plan.steps)]
             else:
-                cells = [f"not available: {plan}", "", "", "", ""]
-            rows.append(f"<tr><td><b>{name}</b></td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-        style = "<style>.aenp-cmp td,.aenp-cmp th{padding:2px 10px;text-align:left}</style>"
-        return f"{style}<table class='aenp-cmp'>{head}{''.join(rows)}</table>"
+                cells = [f"not available: {html.escape(plan)}", "", "", "", "", "", ""]
+            rows.append(f"<tr><td><b>{label}</b></td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        style = "<style>.aenp-cmp td,.aenp-cmp th{padding:2px 8px;text-align:left}</style>"
+        note = "<div style='font-size:85%'>log-likelihoods and gaps in nats per target</div>"
+        return f"{style}<table class='aenp-cmp'>{head}{''.join(rows)}</table>{note}"
 
     def _colour(self, name: str) -> str:
         return COLOURS.get(name, COLOURS["approximate"])
@@ -261,22 +305,7 @@ class ComparePanel(w.VBox):
             self.fig.layout.title = dict(text="predictive means on one test task", font=dict(size=13))
             self.fig.layout.xaxis.title, self.fig.layout.yaxis.title = "x", "y"
 
-    def _plot_bars(self) -> None:
-        names = list(self.runs)
-        traces = []
-        for key, label in (
-            ("loglik", "test log-lik"),
-            ("loglik_strict", "strict component"),
-            ("oracle_loglik", "oracle"),
-        ):
-            ys = [self.runs[n].metrics.get(key, np.nan) for n in names]
-            if any(math.isfinite(y) for y in ys):
-                traces.append(go.Bar(x=names, y=ys, name=label))
-        with self.fig.batch_update():
-            self.fig.data = []
-            self.fig.add_traces(traces)
-            self.fig.layout.title = dict(
-                text="test log-likelihood per target (higher is better)", font=dict(size=13)
-            )
-            self.fig.layout.barmode = "group"
-            self.fig.layout.yaxis.title = "nats per target"
+    def _plot_gaps(self) -> None:
+        runs = {n: self.runs[n] for n in self.plans if n in self.runs}
+        labels = {n: label_of(n, r.experiment) for n, r in runs.items()}
+        self.gaps.replace(gap_figure(runs, labels))

@@ -7,6 +7,7 @@ named, with the library's reason, in the widget's tooltip.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -193,14 +194,28 @@ class Controls(w.VBox):
         self.strength.disabled = self._busy or free or self.relaxation.value == "strict"
 
     def _help_text(self, no_group: dict[str, str], no_relax: dict[str, str]) -> str:
+        """What the choices mean and, visibly (a tooltip may never show), why others are not offered."""
         rows = [
             f"<b>{self.model.value}</b>: {MODELS[self.model.value]}",
             f"<b>{self.group.value}</b>: {GROUPS[self.group.value].description}",
         ]
         if self.group.value != "none":
             rows.append(f"<b>{self.relaxation.value}</b>: {RELAXATIONS[self.relaxation.value]}")
-        if no_group:
-            rows.append("<i>groups not offered: " + ", ".join(no_group) + " (hover for why)</i>")
+        why = [f"group {k}: {v}" for k, v in no_group.items()]
+        if self.group.value == "none":
+            why.append("relaxation and strength: group 'none' is free, there is no symmetry to relax")
+        else:
+            why += [f"relaxation {k}: {v}" for k, v in no_relax.items()]
+            if self.relaxation.value == "strict":
+                why.append("strength: a strict model has no strength")
+        if "cuda" not in self.device.options:
+            why.append("device cuda: PyTorch sees no CUDA GPU on this machine")
+        if why:
+            items = "".join(f"<li>{html.escape(r)}</li>" for r in why)
+            rows.append(
+                "<details class='aenp-why' open><summary><i>why some choices are not offered</i></summary>"
+                f"<ul style='margin:2px 0 2px 16px;padding:0'>{items}</ul></details>"
+            )
         return "<div style='font-size:90%;line-height:1.3'>" + "<br>".join(rows) + "</div>"
 
     def set_busy(self, busy: bool) -> None:
