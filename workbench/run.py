@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,10 @@ METRICS: dict[str, tuple[str, str]] = {
     "best_step": ("", "step whose weights were kept (early stopping, validate_every > 0)"),
     "val_loglik": ("nats/target", "validation log-likelihood at best_step"),
 }
+
+
+#: ``on_evaluate(what, done, total)``: the part of the evaluation about to run, and how far it got.
+EvalProgress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -153,12 +157,14 @@ def run(
     checkpoint_path: str | Path | None = None,
     checkpoint_every: int = 0,
     evaluate: bool = True,
+    on_evaluate: EvalProgress | None = None,
 ) -> Run:
     """Train and evaluate the experiment; user tasks replace the named dataset's samplers when given.
 
     ``train_tasks`` is an iterator or a collection of :class:`Task` (cycled); ``test_tasks`` a
     sequence of :class:`Task`. Their inputs should be normalised to the region the model should
     treat as its box (the training region): pass ``box`` or it is the bounding box of the tasks seen.
+    ``on_evaluate(what, done, total)`` is told how far the evaluation after training has got.
     """
     exp = experiment
     exp.validate()
@@ -207,7 +213,11 @@ def run(
     result = Run(exp, model, history, {}, box, first.dim_x, first.dim_y)
     if evaluate:
         result.metrics = evaluate_run(
-            result, test_tasks, oracle=getattr(sampler, "oracle_loglik", None), sampler=sampler
+            result,
+            test_tasks,
+            oracle=getattr(sampler, "oracle_loglik", None),
+            sampler=sampler,
+            on_evaluate=on_evaluate,
         )
         # Datasets with a known truth add their own scores (e.g. breaking field vs elevation).
         if hasattr(sampler, "extra_metrics"):
@@ -224,19 +234,33 @@ def is_strict(experiment: Experiment) -> bool:
 
 
 def evaluate_run(
-    r: Run, test_tasks: Sequence[Task], oracle: Any = None, sampler: Any = None
+    r: Run,
+    test_tasks: Sequence[Task],
+    oracle: Any = None,
+    sampler: Any = None,
+    on_evaluate: EvalProgress | None = None,
 ) -> dict[str, float]:
     """All metrics of a run on some test tasks (the oracle ones only when an oracle is given).
 
     A GP ``sampler`` adds the ceilings (``gaussian_loglik``, ``equivariant_loglik``; cached per
     test set, see :mod:`workbench.ceilings`) and the split of ``oracle_gap`` into
-    ``gaussian_limit + symmetry_headroom + learning_shortfall``.
+    ``gaussian_limit + symmetry_headroom + learning_shortfall``. ``on_evaluate(what, done, total)``
+    hears before each part.
     """
     exp, model = r.experiment, r.model
+    parts = ["log-likelihood", "strict component", "ceilings", "delta_equiv", "orbit error"]
+
+    def tell(what: str) -> None:
+        if on_evaluate is not None:
+            on_evaluate(what, parts.index(what), len(parts))
+
+    tell("log-likelihood")
     m: dict[str, float] = {"loglik": mean_loglik(model, test_tasks)}
+    tell("strict component")
     m["loglik_strict"] = (
         mean_loglik(model, test_tasks, fixed_inputs=False) if model.has_fixed_inputs else m["loglik"]
     )
+    tell("ceilings")
     if sampler is not None and hasattr(sampler, "posterior_components"):
         from workbench.ceilings import ceilings, gap_split
 
@@ -248,7 +272,9 @@ def evaluate_run(
     elif oracle is not None:
         m["oracle_loglik"] = oracle_loglik(oracle, test_tasks)
         m["oracle_gap"] = m["oracle_loglik"] - m["loglik"]
+    tell("delta_equiv")
     m["delta_equiv"] = delta_equiv(model, test_tasks)
+    tell("orbit error")
     # A free model is tested against translations, the symmetry it could have had.
     group = get_group("T" if exp.group == "none" else exp.group)
     m["orbit_error"] = orbit_error(model, test_tasks[:8], group, r.box, seed=exp.seed)
@@ -256,4 +282,6 @@ def evaluate_run(
     m["train_seconds"] = r.history.seconds
     m["steps_per_second"] = steps / r.history.seconds if r.history.seconds > 0 else 0.0
     m["n_parameters"] = float(sum(p.numel() for p in model.parameters() if p.requires_grad))
+    if on_evaluate is not None:
+        on_evaluate("done", len(parts), len(parts))
     return m
