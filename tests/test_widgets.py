@@ -113,6 +113,19 @@ def test_training_panel_trains_in_a_thread_and_resets_the_buttons():
     assert not panel.train_button.disabled and panel.stop_button.disabled
     assert "done: 20 steps" in panel.status.value and "test log-lik" in panel.status.value
     assert panel.progress.value == 20 and "loglik" in panel.metrics.value
+    # Honest feedback: the true speed, the time to the first point, a finished evaluation bar.
+    assert 0 < panel.first_point_seconds < r.history.seconds + 30
+    assert panel.steps_per_second > 0 and "steps/s" in panel.progress_label.value
+    bar = panel.eval_progress
+    assert bar.value == bar.max == 5 and bar.layout.display == "" and panel.eval_seconds > 0
+    assert "learning shortfall" in panel.metrics.value  # gibbs-1d has ceilings: the gap is split
+
+
+def test_the_metrics_table_speaks_the_data_units(colorado_run):
+    from widgets.training import metrics_html
+
+    table = metrics_html(colorado_run)
+    assert "°C" in table and "y units" not in table
 
 
 def test_stop_ends_training_with_an_evaluated_saved_run(tmp_path):

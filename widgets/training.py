@@ -22,11 +22,13 @@ import plotly.graph_objects as go
 
 import workbench
 from workbench.config import Experiment
-from workbench.run import Run
+from workbench.run import METRICS, Run
+from workbench.units import pretty
 
 from .controls import Controls
 from .mainthread import drain, on_main
 from .plotview import PlotView
+from .sources import data_units
 
 ExperimentSource = Experiment | Controls | Callable[[], Experiment]
 
@@ -59,6 +61,34 @@ def _run_name(exp: Experiment) -> str:
     raw = f"{Path(data).stem if data.endswith('.nc') else data}_{exp.model}_{exp.group}_{exp.relaxation}"
     raw += f"_s{exp.strength:g}_{exp.steps}steps"
     return "".join(c if c.isalnum() or c in "-_.+" else "-" for c in raw)
+
+
+def metrics_html(r: Run) -> str:
+    """The run's metrics as a table with units from the data (°C, not "y units") and what each means."""
+    units = pretty(data_units(r)) or "y units"
+    rows = []
+    known = [k for k in METRICS if k in r.metrics] + [k for k in r.metrics if k not in METRICS]
+    for k in known:
+        unit, meaning = METRICS.get(k, ("", ""))
+        unit = units if unit == "y units" else unit
+        v = r.metrics[k]
+        rows.append(
+            f"<tr title='{html.escape(meaning)}'><td>{html.escape(k)}</td>"
+            f"<td style='text-align:right'>{v:.5g}</td><td>{html.escape(unit)}</td></tr>"
+        )
+    split = ""
+    m = r.metrics
+    if all(k in m for k in ("oracle_gap", "gaussian_limit", "symmetry_headroom", "learning_shortfall")):
+        split = (
+            f"<div><b>gap to the oracle {m['oracle_gap']:.3f}</b> = Gaussian limit "
+            f"{m['gaussian_limit']:.3f} + symmetry headroom {m['symmetry_headroom']:.3f} + learning "
+            f"shortfall {m['learning_shortfall']:.3f} nats/target (see the Compare tab)</div>"
+        )
+    table = "".join(rows)
+    return (
+        "<details class='aenp-metrics'><summary>test metrics (hover a row for its meaning)</summary>"
+        f"<table style='font-size:85%'>{table}</table></details>{split}"
+    )
 
 
 class TrainingPanel(w.VBox):
@@ -100,6 +130,9 @@ class TrainingPanel(w.VBox):
         self._total = 0
         #: Seconds from pressing Train to the first loss point of the last run.
         self.first_point_seconds: float | None = None
+        #: Seconds the evaluation after the last run took.
+        self.eval_seconds: float | None = None
+        self.eval_started = 0.0
 
         self.train_button = w.Button(description="Train", icon="play", button_style="success")
         self.train_button.add_class("aenp-train")
@@ -107,6 +140,10 @@ class TrainingPanel(w.VBox):
         self.stop_button.add_class("aenp-stop")
         self.progress = w.IntProgress(value=0, min=0, max=1, layout=w.Layout(width="300px"))
         self.progress_label = w.Label("")
+        self.eval_progress = w.IntProgress(
+            value=0, min=0, max=1, description="evaluation", layout=w.Layout(width="260px", display="none")
+        )
+        self.eval_progress.add_class("aenp-eval")
         self.status = w.HTML("ready: press Train")
         self.status.add_class("aenp-status")
         self.metrics = w.HTML("")
@@ -136,7 +173,9 @@ class TrainingPanel(w.VBox):
         )
         self.train_button.on_click(lambda _: self.train())
         self.stop_button.on_click(lambda _: self.stop())
-        bar = w.HBox([self.train_button, self.stop_button, self.progress, self.progress_label])
+        bar = w.HBox(
+            [self.train_button, self.stop_button, self.progress, self.progress_label, self.eval_progress]
+        )
         super().__init__([bar, self.status, self.fig, self.metrics])
         self.add_class("aenp-training")
 
@@ -192,6 +231,7 @@ class TrainingPanel(w.VBox):
         self.stop_button.disabled = False
         self.progress.max, self.progress.value, self.progress.bar_style = max(exp.steps, 1), 0, ""
         self.metrics.value = ""
+        self.eval_progress.layout.display, self.eval_seconds = "none", None
         with self.fig.batch_update():
             for trace in self.fig.data:
                 trace.x, trace.y = [], []
@@ -263,10 +303,28 @@ class TrainingPanel(w.VBox):
             self.fig.data[0].x, self.fig.data[0].y = xs, ys
             self.fig.data[1].x, self.fig.data[1].y = xm, ym
 
+    def _draw_evaluation(self, what: str, done: int, total: int) -> None:
+        bar = self.eval_progress
+        if done == 0:
+            self.eval_started = time.perf_counter()
+        bar.layout.display = ""
+        bar.max, bar.value = total, done
+        bar.bar_style = "success" if done >= total else "info"
+        if done >= total:
+            self.eval_seconds = time.perf_counter() - self.eval_started
+            self._set_status(f"evaluated in {self.eval_seconds:.1f} s")
+        else:
+            self._set_status(f"evaluating on the test tasks: {what} ({done + 1}/{total}) ...")
+
     def _work(self, exp: Experiment) -> None:
         try:
             r = workbench.run(
-                exp, callbacks=[self._callback], stop=self._stop, progress=False, **self.run_kwargs
+                exp,
+                callbacks=[self._callback],
+                stop=self._stop,
+                progress=False,
+                on_evaluate=lambda what, done, total: on_main(self._draw_evaluation, what, done, total),
+                **self.run_kwargs,
             )
             on_main(self._draw_progress)
             on_main(self._show_result, r)
@@ -307,7 +365,7 @@ class TrainingPanel(w.VBox):
                 self.fig.data[2].x, self.fig.data[2].y = [last], [-m["loglik"]]
             if "loglik_strict" in m and r.model.has_fixed_inputs:
                 self.fig.data[3].x, self.fig.data[3].y = [last], [-m["loglik_strict"]]
-        self.metrics.value = f"<pre style='font-size:85%'>{html.escape(r.metrics_table())}</pre>" if m else ""
+        self.metrics.value = metrics_html(r) if m else ""
 
     def _set_status(self, text: str, error: bool = False) -> None:
         colour = "#b00020" if error else "inherit"
