@@ -333,3 +333,14 @@ def test_the_library_never_imports_widgets():
     pattern = re.compile(r"^\s*(from|import)\s+widgets\b", re.M)
     offenders = [p.name for p in (ROOT / "workbench").rglob("*.py") if pattern.search(p.read_text())]
     assert offenders == []
+
+
+def test_early_stopping_is_on_by_default_where_there_is_a_validation_split():
+    c = Controls(Experiment(dataset="colorado-temperature", steps=300))
+    assert c.early.value and not c.early.disabled
+    assert c.experiment.validate_every == 30
+    c.early.value = False
+    assert c.experiment.validate_every == 0
+    c.dataset.value = "gibbs-1d"  # fresh tasks every step: nothing to stop on
+    assert c.early.disabled and c.experiment.validate_every == 0
+    assert "early stopping: this dataset has no validation split" in c.help.value

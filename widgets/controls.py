@@ -15,7 +15,7 @@ import ipywidgets as w
 import torch
 
 from workbench.config import MODELS, RELAXATIONS, Experiment
-from workbench.data.registry import DATASETS
+from workbench.data.registry import DATASETS, make_dataset
 from workbench.groups import GROUPS
 
 #: Preferred fallbacks when a change makes the current choice invalid.
@@ -72,6 +72,14 @@ class Controls(w.VBox):
             if "cuda" in devices
             else "cuda is not offered: PyTorch sees no CUDA GPU on this machine"
         )
+        self.early = w.Checkbox(
+            value=True,
+            description="early stopping",
+            indent=False,
+            layout=w.Layout(width="330px"),
+            tooltip="score the validation split every tenth of the steps and keep the best weights",
+        )
+        self.early.add_class("aenp-early")
         self.help = w.HTML(layout=w.Layout(width="420px"))
         self.help.add_class("aenp-help")
         self._busy = False
@@ -80,7 +88,7 @@ class Controls(w.VBox):
         for widget in (self.dataset, self.model, self.group, self.relaxation):
             widget.observe(self._on_change, names="value")
         left = w.VBox([self.dataset, self.model, self.group, self.relaxation])
-        right = w.VBox([self.strength, self.steps, self.device])
+        right = w.VBox([self.strength, self.steps, self.device, self.early])
         super().__init__([w.HBox([left, right]), self.help])
         self.add_class("aenp-controls")
 
@@ -90,16 +98,33 @@ class Controls(w.VBox):
         return self._custom if self.dataset.value == "your field" else self.dataset.value
 
     @property
+    def has_validation(self) -> bool:
+        """Whether the chosen dataset has a validation split (real data: early stopping applies)."""
+        try:
+            return hasattr(make_dataset(self._dataset_value()), "validation_set")
+        except Exception:  # an unreadable dataset: Experiment.validate will say why
+            return False
+
+    @property
     def experiment(self) -> Experiment:
-        """The validated experiment the widgets describe (other fields come from the one given)."""
+        """The validated experiment the widgets describe (other fields come from the one given).
+
+        With early stopping ticked (and a validation split to stop on) the validation split is
+        scored every tenth of the steps; the given experiment's own ``validate_every`` wins if set.
+        """
+        steps = int(self.steps.value)
+        every = 0
+        if self.early.value and self.has_validation:
+            every = self._base.validate_every or max(10, steps // 10)
         return self._base.replace(
             dataset=self._dataset_value(),
             model=self.model.value,
             group=self.group.value,
             relaxation=self.relaxation.value,
             strength=float(self.strength.value),
-            steps=int(self.steps.value),
+            steps=steps,
             device=self.device.value,
+            validate_every=every,
         )
 
     def set_experiment(self, exp: Experiment) -> None:
@@ -188,6 +213,7 @@ class Controls(w.VBox):
 
     def _apply_enabled(self) -> None:
         free = self.group.value == "none"
+        self.early.disabled = self._busy or not self.has_validation
         for widget in (self.dataset, self.model, self.group, self.steps, self.device):
             widget.disabled = self._busy
         self.relaxation.disabled = self._busy or free
@@ -210,6 +236,8 @@ class Controls(w.VBox):
                 why.append("strength: a strict model has no strength")
         if "cuda" not in self.device.options:
             why.append("device cuda: PyTorch sees no CUDA GPU on this machine")
+        if not self.has_validation:
+            why.append("early stopping: this dataset has no validation split (fresh tasks never repeat)")
         if why:
             items = "".join(f"<li>{html.escape(r)}</li>" for r in why)
             rows.append(
