@@ -39,7 +39,9 @@ class Workbench(w.VBox):
         save_dir: str | Path | None = "runs",
     ) -> None:
         exp = experiment or (
-            run.experiment if run is not None else Experiment(dataset="colorado-temperature")
+            run.experiment
+            if run is not None
+            else Experiment(dataset="colorado-temperature", steps=500, test_tasks=256)
         )
         self.map_kwargs = dict(map_kwargs or {})
         self.controls = Controls(exp)
