@@ -35,6 +35,8 @@ from workbench.data.kernels import (
 from workbench.task import Task
 
 NAMES = ["gibbs-1d", "gp-eq-1d", "gp-2d", "gp-2d-anisotropic"]
+#: The symmetry-breaking worlds (their oracles and ceilings: tests/test_ceilings.py).
+WORLDS = ["mountain-1d", "noise-1d", "mountain-2d", "noise-2d"]
 NpKernel = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 # --- independent numpy references -------------------------------------------------------------
@@ -240,6 +242,39 @@ def test_sample_shapes_masks_and_ranges(name: str) -> None:
         assert sampler.box == ((-4.0, 4.0),) and sampler.noise_sd == 0.1
 
 
+@pytest.mark.parametrize("name", WORLDS)
+def test_worlds_sample_inside_their_windows(name: str) -> None:
+    sampler = make_sampler(name)
+    task = sampler.sample(32, torch.Generator().manual_seed(0))
+    assert task.xc.shape == (32, sampler.nc_max, sampler.dim_x) and task.yt.shape == (32, sampler.nt, 1)
+    assert all(torch.isfinite(t).all() for t in (task.xc, task.yc, task.xt, task.yt))
+    for i, (lo, hi) in enumerate(sampler.context_box):
+        assert task.xc[..., i].min() >= lo and task.xc[..., i].max() <= hi
+    for i, (lo, hi) in enumerate(sampler.box):
+        assert task.xt[..., i].min() >= lo and task.xt[..., i].max() <= hi
+    assert task.n_context.min() >= 1 and len(set(task.n_context.tolist())) > 1
+
+
+def test_worlds_break_the_symmetry_where_documented() -> None:
+    """mountain: the mean is the mountain range (neighbouring peaks overlap a little), 0 inside the
+    context window; noise: calm and noisy bands."""
+    mountain = make_sampler("mountain-1d")
+    x = torch.tensor([[[2.6], [3.4], [-2.6], [-3.4], [0.0]]], dtype=torch.float64)
+    torch.testing.assert_close(
+        mountain.mean(x)[0, :4], torch.tensor([3.0, -3.0, -3.0, 3.0]).double(), atol=0.1, rtol=0
+    )
+    assert abs(float(mountain.mean(x)[0, 4])) < 1e-6
+    assert make_sampler("mountain-1d", strength=0.0).mean(x) is None
+    noise = make_sampler("noise-1d")
+    sd = noise.noise_var(torch.tensor([[[-1.5], [-0.5], [0.5], [1.5]]]).double()).sqrt()[0]
+    torch.testing.assert_close(sd, torch.tensor([0.6, 0.02, 0.6, 0.02]).double(), rtol=1e-3, atol=0)
+    flat = make_sampler("noise-1d", strength=0.0).noise_var(torch.tensor([[[-1.5], [0.5]]]).double()).sqrt()
+    torch.testing.assert_close(flat, torch.full((1, 2), math.sqrt(0.02 * 0.6)).double())
+    board = make_sampler("noise-2d")
+    sd2 = board.noise_var(torch.tensor([[[0.5, 0.5], [0.5, -0.5]]]).double()).sqrt()[0]
+    torch.testing.assert_close(sd2, torch.tensor([0.6, 0.02]).double(), rtol=1e-3, atol=0)
+
+
 @pytest.mark.parametrize("name", ["gibbs-1d", "gp-2d"])
 def test_batches_are_reproducible(name: str) -> None:
     sampler = make_sampler(name, nc_max=10, nt=12)
@@ -263,8 +298,8 @@ def test_test_set_is_fixed() -> None:
 
 
 def test_registry() -> None:
-    assert set(SAMPLERS) == set(NAMES)
-    assert all(SAMPLERS[name].name == name for name in NAMES)
+    assert set(SAMPLERS) == set(NAMES + WORLDS)
+    assert all(SAMPLERS[name].name == name for name in NAMES + WORLDS)
     sampler = make_sampler("gp-2d", nt=10, noise_sd=0.2)
     assert sampler.nt == 10 and sampler.noise_sd == 0.2 and sampler.box == ((-3.0, 3.0), (-3.0, 3.0))
     with pytest.raises(ValueError, match="unknown dataset 'nope'; choose one of"):

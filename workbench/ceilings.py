@@ -19,8 +19,9 @@ absolute position), times the marginal likelihood of the context values under th
 (for a mixture, the sum over its kernels). The predictive is the mixture over ``s`` and kernels of
 the GP predictives with the process shifted by ``s``, then moment-matched. Quadrature: per task, the
 shifts that are feasible for at least one target form a box; each shifted axis is cut into equal
-cells about ``spacing`` wide (``SPACING``: 1/32 for one axis, 1/4 for two; at most ``MAX_CELLS``
-per axis). Each cell gets the likelihood at its centre and, per target, the exact length (area)
+cells about ``spacing`` wide (``GPSampler.shift_spacing`` where a dataset sets it, else ``SPACING``:
+1/32 for one axis, 1/4 for two; at most ``MAX_CELLS`` per axis). Each cell gets the likelihood at
+its centre and, per target, the exact length (area)
 of its overlap with that target's feasible shifts: a midpoint rule with exact feasibility, so even a
 sliver of feasible shifts counts. Only the axes along which the process is not translation
 invariant (``GPSampler.shift_axes``) are integrated; along the others every shift gives the same
@@ -51,7 +52,7 @@ __all__ = ["ceilings", "equivariant_moments", "gap_split", "gaussian_score"]
 #: Quadrature cell width along each shifted axis (input units), by the number of shifted axes ...
 SPACING = {1: 1 / 32, 2: 1 / 4}
 #: ... and the most cells per axis (wider regions get wider cells).
-MAX_CELLS = {1: 256, 2: 24}
+MAX_CELLS = {1: 256, 2: 32}
 #: (task, shift) rows per call of the GP algebra: bounds the memory of the generic path.
 _ROWS = 256
 _CACHE: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -168,7 +169,8 @@ class _Mixture:
         self.m1 *= scale
         self.m2 *= scale
         self.top = top
-        w = torch.exp(log_w - top[i][:, None, :])
+        # Rows of a (task, target) with no weight yet anywhere give -inf - -inf = NaN: weight 0.
+        w = torch.exp(log_w - top[i][:, None, :]).nan_to_num_(0.0)
         self.z.index_add_(0, i, w.sum(1))
         self.m1.index_add_(0, i, (w * mean).sum(1))
         self.m2.index_add_(0, i, (w * (var + mean.square())).sum(1))
@@ -255,7 +257,8 @@ def equivariant_moments(
         mean, std = sampler.oracle_moments(task)
         return mean, std.square()
     max_cells = MAX_CELLS[len(axes)] if max_cells is None else int(max_cells)
-    spacing = SPACING[len(axes)] if spacing is None else float(spacing)
+    if spacing is None:
+        spacing = sampler.shift_spacing or SPACING[len(axes)]
     if sampler.stationary_kernel and sampler.n_kernels == 1:
         # Dense over [task, cell, target]: small sub-batches bound the memory.
         parts = []
@@ -279,6 +282,11 @@ def equivariant_moments(
         mean_a, std_a = sampler.oracle_moments(task)
         m, v = torch.where(bad, mean_a, m), torch.where(bad, std_a.square(), v)
     return m, v
+
+
+def _n_axes(sampler: Any) -> int:
+    """How many axes the equivariant ceiling integrates shifts over."""
+    return sampler.dim_x if sampler.shift_axes is None else len(sampler.shift_axes)
 
 
 def _fingerprint(tasks: Sequence[Task]) -> str:
@@ -350,7 +358,7 @@ def ceilings(sampler: Any, tasks: Sequence[Task], *, spacing: float | None = Non
         "equivariant_per_task": per["equivariant"],
         "group": f"T({sampler.dim_x})",
         "not_computed": "rotation and reflection ceilings (groups T+C4, T+D4, T+C8, T+D8, T+flip)",
-        "spacing": spacing,
+        "spacing": spacing or sampler.shift_spacing or SPACING.get(_n_axes(sampler), 0.0),
     }
     out["symmetry_headroom"] = out["gaussian_loglik"] - out["equivariant_loglik"]
     if len(_CACHE) >= 32:
