@@ -192,6 +192,46 @@ def notebooks(nb: dict | None, name: str) -> list[str]:
     return out
 
 
+def threads(th: dict | None, name: str) -> list[str]:
+    if th is None:
+        return []
+    names = {
+        "old": "torch defaults (spin 300k)",
+        "new": "workbench defaults",
+        "one-thread": "OMP_NUM_THREADS=1",
+        "passive": "OMP_WAIT_POLICY=PASSIVE",
+        "spin-10000": "GOMP_SPINCOUNT=10000",
+    }
+    out = [
+        f"**Torch threads on a busy machine** (`bench/results/{name}.json` {_meta(th)}; {th['model']}; "
+        f"training steps/s, each setting in its own process, timed in {th['rounds']} alternating slices; "
+        f"loaded = {th['busy_processes']} busy processes on {th['usable_cpus']} CPUs):",
+        "",
+        "| setting | threads | quiet: as found | quiet: idle slices only | loaded | load avg | others' CPUs (quiet) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key, row in th["settings"].items():
+        env = " ".join(f"{k}={v}" for k, v in row["env"].items()) or "-"
+        label = names.get(key, key) + (f" ({env})" if key == "new" else "")
+        q, lo = row["quiet"], row["loaded"]
+        prio = q.get("idle_steps_per_second")
+        out.append(
+            f"| {label} | {row['threads']} | {_f(q['steps_per_second'], 1)} | {_f(prio, 1)} | "
+            f"{_f(lo['steps_per_second'], 1)} | {_f(q['loadavg_1min_max'], 1)} | {_f(q['other_processes_cpus_mean'], 2)} |"
+        )
+    if th.get("note"):
+        out += ["", f"Note: {th['note']}."]
+    cli = th.get("cli")
+    if cli:
+        out += [
+            "",
+            f"`workbench run --help`: {_f(cli['run_help_seconds_median'], 2)} s (torch loaded: "
+            f"{'yes' if cli['run_help_loads_torch'] else 'no'}; `import torch` alone: "
+            f"{_f(cli['import_torch_seconds'], 1)} s).",
+        ]
+    return out
+
+
 def report() -> str:
     """All tables, as Markdown."""
     core = _load("core")
@@ -202,6 +242,13 @@ def report() -> str:
         rotations(_load("rotations")),
         maps(_load("maps")),
         click(_load("click")),
+        threads(
+            *(
+                (_load("threads"), "threads")
+                if _load("threads")
+                else (_load("threads-quick"), "threads-quick")
+            )
+        ),
         notebooks(
             *(
                 (_load("notebooks"), "notebooks")
