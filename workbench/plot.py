@@ -2,7 +2,9 @@
 
 ``map(ds, "breaking")`` draws one variable with state and country borders, 50m coastlines, elevation
 contours, the context stations and a colour bar with units; ``breaking_vs_elevation(ds)`` puts the
-breaking field beside the elevation with a scatter of one against the other. Importing this module
+breaking field beside the elevation with a scatter of one against the other; ``gap_split(models)``
+draws where each model's gap to the exact oracle goes (learning shortfall, symmetry headroom,
+Gaussian limit) against the ceilings A, B, D of :mod:`workbench.ceilings`. Importing this module
 points cartopy at the shipped Natural Earth files, so nothing is ever downloaded.
 """
 
@@ -25,7 +27,7 @@ configure_cartopy()
 import cartopy.crs as ccrs  # noqa: E402 - cartopy must be configured before its features are used
 import cartopy.feature as cfeature  # noqa: E402
 
-__all__ = ["breaking_vs_elevation", "map", "projection_for"]
+__all__ = ["breaking_vs_elevation", "gap_split", "map", "projection_for"]
 
 #: How each variable is drawn: (title, colour map, centred at zero).
 STYLES: dict[str, tuple[str, str, bool]] = {
@@ -271,4 +273,125 @@ def breaking_vs_elevation(ds: xr.Dataset, *, figsize: tuple[float, float] = (17.
     ax3.set_title(f"Breaking vs elevation inside the box: r = {r:.2f}", fontsize=11)
     ax3.grid(alpha=0.3)
     fig.suptitle(f"{ds.attrs.get('title', '')} — {ds.attrs.get('context', '')}", fontsize=12)
+    return fig
+
+
+#: Colours of the parts of a gap to the oracle (the same in every gap-split figure).
+GAP_COLOURS = {
+    "learning_shortfall": "#f4a259",
+    "symmetry_headroom": "#bc4b51",
+    "gaussian_limit": "#9e9e9e",
+    "beyond": "#5b8e7d",
+}
+#: What the three ceilings are called in the figure's legend.
+CEILING_NAMES = {
+    "oracle_loglik": "A: exact oracle",
+    "gaussian_loglik": "B: best Gaussian",
+    "equivariant_loglik": "D: best strict (translation-equivariant)",
+}
+
+
+def _metric_rows(models: Any) -> list[tuple[str, list[dict[str, float]]]]:
+    """``{name: metrics | Run | [metrics or Run per seed]}`` as ``[(name, [metrics per seed])]``."""
+    rows = []
+    for name, value in dict(models).items():
+        seeds = value if isinstance(value, (list, tuple)) else [value]
+        metrics = [getattr(v, "metrics", v) for v in seeds]
+        needed = ("loglik", "oracle_loglik", "gaussian_loglik", "equivariant_loglik", "symmetry_headroom")
+        missing = [k for k in needed if any(k not in m for m in metrics)]
+        if missing or not metrics:
+            raise ValueError(
+                f"model {name!r} lacks {', '.join(missing) or 'metrics'}: the gap split needs the "
+                "ceilings of a synthetic GP dataset (workbench.run adds them)"
+            )
+        rows.append((str(name), metrics))
+    return rows
+
+
+def gap_split(
+    models: Any,
+    ax: Any = None,
+    *,
+    title: str | None = None,
+    figsize: tuple[float, float] | None = None,
+) -> Figure:
+    """Where each model's gap to the oracle goes: one horizontal bar per model, ceilings drawn.
+
+    ``models`` maps a name to a run's metrics (or a :class:`~workbench.run.Run`), or to a list of
+    them, one per seed: the bar then starts at the mean test log-likelihood, with its standard
+    error over seeds as an error bar. From the model's log-likelihood up to the oracle A the bar
+    holds the learning shortfall, the symmetry headroom B - D (strict models only: their
+    ``symmetry_headroom`` metric is non-zero) and the Gaussian limit A - B. A model above its
+    ceiling (a negative shortfall, possible on a finite test set) gets a green hatched piece from
+    the ceiling up to its score. The x axis spans the numbers, not 0, so hundredths show.
+    """
+    rows = _metric_rows(models)
+    own = ax is None
+    if own:
+        fig, ax = plt.subplots(figsize=figsize or (10.0, 1.2 + 0.75 * len(rows)), layout="constrained")
+    fig = ax.figure
+    first = rows[0][1]
+    ceil = {k: float(np.mean([m[k] for m in first])) for k in CEILING_NAMES}
+    lows = []
+    drawn: set[str] = set()
+
+    def segment(y: float, lo: float, hi: float, part: str, label: str, **kw: Any) -> None:
+        if hi - lo <= 0:
+            return
+        # One legend entry per part, however many bars use it.
+        show = label if part not in drawn else None
+        drawn.add(part)
+        ax.barh(y, hi - lo, left=lo, height=0.6, color=GAP_COLOURS[part], label=show, **kw)
+
+    for y, (_, metrics) in enumerate(rows):
+        ll = np.array([m["loglik"] for m in metrics], dtype=float)
+        mean = float(ll.mean())
+        se = float(ll.std(ddof=1) / np.sqrt(len(ll))) if len(ll) > 1 else 0.0
+        strict = any(abs(m["symmetry_headroom"]) > 0 for m in metrics)
+        a, b, d = ceil["oracle_loglik"], ceil["gaussian_loglik"], ceil["equivariant_loglik"]
+        ceiling = d if strict else b  # the best this kind of model can do on average
+        segment(y, mean, ceiling, "learning_shortfall", "learning shortfall")
+        if strict:
+            segment(y, max(mean, d), b, "symmetry_headroom", "symmetry headroom B - D (strict models)")
+        segment(y, max(mean, b), a, "gaussian_limit", "Gaussian limit A - B")
+        segment(y, ceiling, mean, "beyond", "above its ceiling", hatch="//", alpha=0.6)
+        if se > 0:
+            ax.errorbar(mean, y, xerr=se, fmt="none", ecolor="k", capsize=4, lw=1.2)
+        ax.plot(mean, y, "k|", ms=18, mew=2)
+        note = f"{mean:.3f}" + (f" ± {se:.3f}" if se > 0 else "")
+        ax.annotate(
+            note,
+            (min(mean - se, ceiling), y),
+            xytext=(-6, 0),
+            textcoords="offset points",
+            ha="right",
+            va="center",
+            fontsize=9,
+        )
+        lows.append(min(mean - se, ceiling))
+
+    styles = {
+        "oracle_loglik": ("k", "-"),
+        "gaussian_loglik": ("0.3", "--"),
+        "equivariant_loglik": ("#bc4b51", ":"),
+    }
+    for key, value in ceil.items():
+        colour, ls = styles[key]
+        ax.axvline(value, color=colour, ls=ls, lw=1.5, label=f"{CEILING_NAMES[key]} = {value:.3f}")
+    lo, hi = min(lows + [ceil["equivariant_loglik"]]), ceil["oracle_loglik"]
+    span = max(hi - lo, 1e-3)
+    # Room on the left for the value labels; the axis never starts at 0, hundredths must show.
+    ax.set_xlim(lo - 0.3 * span, hi + 0.05 * span)
+    ax.set_ylim(len(rows) - 0.4, -0.6)
+    ax.set_yticks(range(len(rows)), [name for name, _ in rows])
+    ax.set_xlabel("test log-likelihood per target [nats] (higher is better)")
+    ax.grid(alpha=0.3, axis="x")
+    ax.legend(
+        loc="upper center", bbox_to_anchor=(0.5, -0.25 if own else -0.2), ncol=3, fontsize=8, frameon=False
+    )
+    n_seeds = max(len(m) for _, m in rows)
+    default = "Where the gap to the oracle goes" + (
+        f" (mean ± s.e. over {n_seeds} seeds)" if n_seeds > 1 else ""
+    )
+    ax.set_title(title or default, fontsize=11)
     return fig
