@@ -86,6 +86,15 @@ def _worker(workbench_first: bool) -> None:
         print(json.dumps({"steps": n, "seconds": wall, "loadavg": load, "others": others}), flush=True)
 
 
+def _wait_idle(until: float) -> None:
+    """Wait (not past time ``until``) for a quarter second in which other processes leave the CPUs idle."""
+    while time.perf_counter() < until:
+        busy0 = _cpu_busy_seconds()
+        time.sleep(0.25)
+        if (_cpu_busy_seconds() - busy0) / 0.25 < IDLE:
+            return
+
+
 def _busy(seconds: float) -> list[subprocess.Popen]:
     # Each busy process also ends by itself, so nothing outlives the benchmark even if it is killed.
     code = f"import time\nt = time.time() + {seconds}\nwhile time.time() < t: pass"
@@ -109,10 +118,11 @@ def _summary(slices: list[dict]) -> dict:
     }
 
 
-def measure(rounds: int, phases: list[tuple[str, float]]) -> dict:
+def measure(rounds: int, phases: list[tuple[str, float]], idle_wait: float) -> dict:
     """All settings at once, each in its own process, timed in alternating slices.
 
-    ``phases``: (name, seconds per slice); phase "loaded" runs beside the busy processes.
+    ``phases``: (name, seconds per slice); phase "loaded" runs beside the busy processes. On a shared
+    machine each quiet slice first waits for an idle moment, ``idle_wait`` seconds at most in all.
     The workers wait (blocked, using no CPU) while another one is timed; alternating short slices
     spreads any change in the machine's background load evenly over the settings.
     """
@@ -135,8 +145,10 @@ def measure(rounds: int, phases: list[tuple[str, float]]) -> dict:
                 time.sleep(1.0)  # let the busy processes take their share before timing
             slices: dict[str, list[dict]] = {name: [] for name in procs}
             names = list(procs)
+            until = time.perf_counter() + (idle_wait if phase == "quiet" else 0.0)
             for r in range(rounds):
                 for name in names[r % len(names) :] + names[: r % len(names)]:
+                    _wait_idle(until)
                     procs[name].stdin.write(f"{budget}\n")
                     procs[name].stdin.flush()
                     slices[name].append(json.loads(procs[name].stdout.readline()))
@@ -186,7 +198,7 @@ def run(quick: bool = False) -> dict:
     rounds, quiet_slice, loaded_slice = (1, 0.3, 0.3) if quick else (6, 0.75, 1.0)
     phases = [("quiet", quiet_slice), ("loaded", loaded_slice)]
     t0 = time.perf_counter()
-    settings = measure(rounds, phases)
+    settings = measure(rounds, phases, idle_wait=1.0 if quick else 25.0)
     out: dict = {
         "model": "conv/T/fixed-inputs, gibbs-1d, batch 16 (the default Experiment)",
         "busy_processes": BUSY,
