@@ -22,7 +22,7 @@ from workbench.config import DEVICES, MODEL_GROUPS, MODELS, RELAXATIONS, SCHEDUL
 
 #: One line per Experiment field for ``--help`` (the choices and the default are added to it).
 FIELD_HELP: dict[str, str] = {
-    "dataset": "the data: a name below, era5:PATH, terrain:REGION or a NetCDF path (.nc)",
+    "dataset": "the data: a named dataset (`workbench list`), era5:PATH, terrain:REGION or a NetCDF path",
     "model": "model family",
     "group": "symmetry group (the 2-D rotation groups need 2-D data and the conv model)",
     "relaxation": "how the symmetry is relaxed",
