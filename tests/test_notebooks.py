@@ -31,6 +31,12 @@ EXPECTED = {
     },
     "02_breaking_symmetry_1d": {
         "loglik",
+        "loglik_se",
+        "ceilings",
+        "paired_difference",
+        "gap_split",
+        "strength_sweep",
+        "paper_case",
         "oracle_loglik",
         "delta_equiv",
         "orbit_error",
@@ -108,6 +114,30 @@ def _check_02(m: dict, tmp_path: Path) -> None:
     assert set(m["loglik"]) == {"none", "strict", "fixed-inputs", "fixed-inputs (strict component)"}
     assert m["orbit_error"]["fixed-inputs, t off"] < STRICT < m["orbit_error"]["fixed-inputs, t on"]
     assert m["delta_equiv"] > 0
+    # Results over seeds, never one seed: a standard error per model and per paired difference.
+    assert m["seeds"] == 2
+    assert all(len(v) == m["seeds"] for v in m["loglik_by_seed"].values())
+    assert all(math.isfinite(v) and v >= 0 for v in m["loglik_se"].values())
+    for diff in m["paired_difference"].values():
+        assert math.isfinite(diff["mean"]) and diff["se_seeds"] >= 0 and diff["se_tasks"] > 0
+    # The ceilings come in order A >= B >= D, and the default world has a large headroom.
+    for c in (m["ceilings"], m["paper_case"]):
+        assert c["oracle_loglik"] >= c["gaussian_loglik"] - 1e-9 >= c["equivariant_loglik"] - 2e-9
+        assert c["symmetry_headroom"] == pytest.approx(c["gaussian_loglik"] - c["equivariant_loglik"])
+    assert m["dataset"] == "mountain-1d" and m["ceilings"]["symmetry_headroom"] >= 0.2
+    assert m["paper_case"]["symmetry_headroom"] < 0.1  # gibbs-1d: the paper's case, small
+    # The gap split adds up to the gap, and only strict models are charged the headroom.
+    for name, parts in m["gap_split"].items():
+        assert (parts["symmetry_headroom"] > 0) == (name in ("strict", "fixed-inputs, t off")), name
+    strict = m["gap_split"]["strict"]
+    assert sum(strict.values()) == pytest.approx(m["oracle_loglik"] - m["loglik"]["strict"])
+    # The strength sweep: one entry per strength, each with a standard error; no headroom at 0.
+    sweep = m["strength_sweep"]
+    assert [e["strength"] for e in sweep] == m["parameters"]["world_strengths"]
+    assert all(math.isfinite(e["gain"]) and e["gain_se"] >= 0 and e["gain_se_tasks"] > 0 for e in sweep)
+    assert abs(sweep[0]["symmetry_headroom"]) < 1e-6
+    headroom = [e["symmetry_headroom"] for e in sweep]
+    assert headroom == sorted(headroom) and headroom[-1] >= 0.2
 
 
 def _check_03(m: dict, tmp_path: Path) -> None:
