@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The notebooks' kernel. Its env carries the OpenMP waiting defaults of workbench/threads.py (a short
-# spin: fast on a quiet machine, no collapse on a busy one); libgomp reads them when torch loads, so
+# spin, so a busy machine does not slow training 10x; README "CPU threads"); libgomp reads them when torch loads, so
 # they must be in the kernel's environment, not set by code that may run after `import torch`.
 # A value set in your shell when this runs is kept (kernel spec values win over the server's env).
 KERNEL := $(VENV)/share/jupyter/kernels/python3/kernel.json
