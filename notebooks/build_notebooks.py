@@ -90,7 +90,7 @@ def nb01() -> list[NotebookNode]:
         params(
             """
             fast = False  # True: tiny budgets (well under a minute on one CPU core); the tests use it
-            dataset = "gp-eq-1d"  # a 1-D dataset: gp-eq-1d (stationary GP) or gibbs-1d
+            dataset = "mountain-1d"  # a 1-D dataset: mountain-1d (GP + fixed mountains), gp-eq-1d, gibbs-1d
             group = "T"  # group of the strict model trained at the end: T or T+flip
             shift = 1.0  # the translation of the visible check, in model units
             steps = 2000  # training steps of the strict model at the end
@@ -111,6 +111,7 @@ def nb01() -> list[NotebookNode]:
             import pandas as pd
             import torch
 
+            import workbench.plot
             from workbench import Experiment, Task, get_group, load_run, run
             from workbench.data.registry import make_dataset
             from workbench.evaluate import orbit_error, transform_task
@@ -299,6 +300,11 @@ def nb01() -> list[NotebookNode]:
 
             Equivariance comes from the architecture, so training cannot break it. We train the strict
             model of group `group` (or load it with `train = False`) and measure again.
+
+            The default data, `mountain-1d`, are a stationary GP **plus a fixed mountain range** at
+            the edges of the target window (notebook 02 shows them): a world where the symmetry is
+            *wrong* in known places. Training keeps the model equivariant all the same; what the
+            symmetry costs it there is the next section.
             """
         ),
         code(
@@ -340,6 +346,36 @@ def nb01() -> list[NotebookNode]:
         ),
         md(
             """
+            ## 4. What the symmetry costs: the ceilings
+
+            On a synthetic GP dataset the best possible scores are known (`workbench.ceilings`):
+            **A**, the exact oracle; **B**, the best model with a Gaussian output; **D**, the best
+            *strictly translation-equivariant* Gaussian model that judges each target from the
+            context. A strict model cannot beat D on average, however long it trains, so its gap to
+            the oracle splits into the **learning shortfall** (what more training could win), the
+            **symmetry headroom** B - D (what the symmetry costs) and the **Gaussian limit** A - B.
+            On a stationary world (`gp-eq-1d`) the headroom is zero: there the symmetry is free.
+            (A green hatched piece means the model scored above D: by chance on a small test set,
+            or because our ConvCNP also sees where its targets lie; notebook 02, exercise 3.)
+            """
+        ),
+        code(
+            """
+            split = None
+            if "equivariant_loglik" in trained.metrics:
+                split = {k: trained.metrics[k] for k in ("gaussian_limit", "symmetry_headroom", "learning_shortfall")}
+                fig = workbench.plot.gap_split(
+                    {f"strict ({trained.experiment.group})": trained.metrics},
+                    title=f"{trained.experiment.dataset}: the trained strict model's gap to the oracle (one seed)",
+                )
+                plt.show()
+                print({k: round(v, 3) for k, v in split.items()})
+            else:
+                print(f"{trained.experiment.dataset} has no ceilings (not a synthetic GP dataset)")
+            """
+        ),
+        md(
+            """
             ## Exercises
 
             1. The strict model's orbit error is tiny but not exactly zero. Where does the remainder
@@ -373,15 +409,17 @@ def nb01() -> list[NotebookNode]:
         md(
             """
             3. The `gp-eq-1d` data come from a GP with a stationary, symmetric kernel. Which of the two
-               groups, `T` or `T+flip`, is a true symmetry of those data? Think of an example of 1-D
-               data where flips would be the wrong choice.
+               groups, `T` or `T+flip`, is a true symmetry of those data? And of `mountain-1d`? Think
+               of an example of 1-D data where flips would be the wrong choice.
             """
         ),
         answer(
             """
             Both. The EQ kernel depends only on `|x - x'|`, which neither shifts nor mirror images
             change, so `T+flip` is also a symmetry and a `T+flip` model may use it (run this notebook
-            with `group = "T+flip"`). Flips would be wrong for data with a direction, e.g. a river's
+            with `dataset = "gp-eq-1d"` and `group = "T+flip"`). On `mountain-1d` neither is: the
+            mountains stand at fixed places, and the range is not its own mirror image (a mountain
+            at 2.6 faces a valley at -2.6). Flips would be wrong for data with a direction, e.g. a river's
             water level along its course, where upstream and downstream behave differently, or a
             time series, where the past explains the future and not the other way round.
             """
@@ -394,6 +432,8 @@ def nb01() -> list[NotebookNode]:
                 "orbit_error_strict": orbit_trained,
                 "loglik": {"strict": trained.metrics["loglik"]},
                 "oracle_loglik": trained.metrics.get("oracle_loglik"),
+                "dataset": trained.experiment.dataset,
+                "gap_split": split,
             }
             """,
         ),

@@ -28,6 +28,7 @@ EXPECTED = {
         "orbit_error_strict",
         "loglik",
         "oracle_loglik",
+        "gap_split",
     },
     "02_breaking_symmetry_1d": {
         "loglik",
@@ -107,6 +108,12 @@ def _check_01(m: dict, tmp_path: Path) -> None:
     # The free model and a T model under flips are measurably not equivariant, even untrained.
     assert t["none"] > 100 * max(t["strict (T)"], 1e-8)
     assert flips["strict (T)"] > 100 * max(flips["strict (T+flip)"], 1e-8)
+    # The strict model trained on the default world (mountain-1d) is charged a symmetry headroom,
+    # and the three parts of its gap add up to the gap.
+    assert m["dataset"] == "mountain-1d"
+    split = m["gap_split"]
+    assert split["symmetry_headroom"] > 0.1
+    assert sum(split.values()) == pytest.approx(m["oracle_loglik"] - m["loglik"]["strict"])
 
 
 def _check_02(m: dict, tmp_path: Path) -> None:
