@@ -167,17 +167,27 @@ def _check_04(m: dict, tmp_path: Path) -> None:
 def _check_05(m: dict, tmp_path: Path) -> None:
     p = m["parameters"]
     with xr.open_dataset(m["results_path"]) as ds:
-        assert dict(ds.sizes) == {"group": len(p["groups"]), "strength": len(p["strengths"])}
+        sizes = {"group": len(p["groups"]), "strength": len(p["strengths"]), "seed": m["seeds"]}
+        assert dict(ds.sizes) == sizes and m["seeds"] == 2
         assert list(ds["group"].values) == p["groups"]
         assert np.allclose(ds["strength"].values, p["strengths"])
-        for name in ("loglik", "loglik_strict", "orbit_error", "delta_equiv", "breaking_elevation_corr"):
-            assert ds[name].dims == ("group", "strength"), name
+        for name in ("loglik", "loglik_strict", "orbit_error", "delta_equiv", "equivariant_loglik"):
+            assert ds[name].dims == ("group", "strength", "seed"), name
             assert np.isfinite(ds[name].values).all(), name
         assert ds["loglik"].attrs["units"] == "nats/target"
+        assert ds["loglik_none"].dims == ("seed",)
         # Strength 0 is the strict model itself: same log-likelihood with fixed inputs on or off.
         at0 = ds.sel(strength=0.0)
         assert np.allclose(at0["loglik"], at0["loglik_strict"])
         assert float(at0["orbit_error"].max()) < STRICT
+    # Every point has a mean and a standard error over seeds; the ceilings of the default world
+    # (mountain-1d) come in order A >= B >= D, with room between B and D.
+    assert set(m["loglik"]) == set(m["loglik_se"]) and len(m["loglik"]) == len(p["groups"]) * len(
+        p["strengths"]
+    )
+    assert all(v >= 0 for v in m["loglik_se"].values())
+    c = m["ceilings"]
+    assert c["oracle_loglik"] >= c["gaussian_loglik"] - 1e-9 >= c["equivariant_loglik"] + 0.1
 
 
 CHECKS = {
