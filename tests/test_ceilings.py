@@ -27,18 +27,19 @@ NEW = ["mountain-1d", "noise-1d", "mountain-2d", "noise-2d"]
 
 
 def np_eq(a: np.ndarray, b: np.ndarray, ls: float, sd: float) -> np.ndarray:
-    d2 = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
+    d2 = ((a[..., :, None, :] - b[..., None, :, :]) ** 2).sum(-1)
     return sd**2 * np.exp(-d2 / (2 * ls**2))
 
 
 def np_gibbs(changepoint: float, long_on_left: bool):
     def ls(x: np.ndarray) -> np.ndarray:
-        return np.where((x[:, 0] < changepoint) == long_on_left, 4.0, 0.1)
+        return np.where((x[..., 0] < changepoint) == long_on_left, 4.0, 0.1)
 
     def k(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        la, lb = ls(a)[:, None], ls(b)[None, :]
+        la, lb = ls(a)[..., :, None], ls(b)[..., None, :]
         denom = la**2 + lb**2
-        return np.sqrt(2 * la * lb / denom) * np.exp(-((a[:, 0, None] - b[None, :, 0]) ** 2) / denom)
+        d2 = (a[..., :, None, 0] - b[..., None, :, 0]) ** 2
+        return np.sqrt(2 * la * lb / denom) * np.exp(-d2 / denom)
 
     return k
 
@@ -48,13 +49,13 @@ def np_world(sampler):
     name = sampler.name.split(":")[0]
     if name == "gibbs-1d":
         kernels = [np_gibbs(c, left) for c in (-1.0, 0.0, 1.0) for left in (True, False)]
-        return kernels, lambda x: np.zeros(len(x)), lambda x: np.full(len(x), 0.1)
+        return kernels, lambda x: np.zeros(x.shape[:-1]), lambda x: np.full(x.shape[:-1], 0.1)
     ls, sd = sampler.lengthscale, getattr(sampler, "signal_sd", 1.0)
     kernels = [lambda a, b: np_eq(a, b, ls, sd)]
     if name.startswith("mountain"):
 
         def mean(x: np.ndarray) -> np.ndarray:
-            out = np.zeros(len(x))
+            out = np.zeros(x.shape[:-1])
             for c, h in sampler.peaks:
                 out += (
                     sampler.strength
@@ -63,18 +64,19 @@ def np_world(sampler):
                 )
             return out
 
-        return kernels, mean, lambda x: np.full(len(x), sampler.noise_sd)
+        return kernels, mean, lambda x: np.full(x.shape[:-1], sampler.noise_sd)
     if name.startswith("noise"):
         lo, hi, p, w = sampler.noise_lo, sampler.noise_hi, sampler.period, sampler.switch_width
 
-        def noise(x: np.ndarray) -> np.ndarray:
-            z = p / (2 * np.pi) * np.sin(2 * np.pi * (x[:, 0] - sampler.switch_at) / p)
-            if sampler.checkerboard:
-                z = z * np.sign(np.sin(2 * np.pi * (x[:, 1] - sampler.switch_at) / p))
-            return np.sqrt(lo * hi) * np.exp(sampler.strength * 0.5 * np.log(hi / lo) * np.tanh(z / w))
+        def band(x: np.ndarray) -> np.ndarray:
+            return np.tanh(p / (2 * np.pi) * np.sin(2 * np.pi * (x - sampler.switch_at) / p) / w)
 
-        return kernels, lambda x: np.zeros(len(x)), noise
-    return kernels, lambda x: np.zeros(len(x)), lambda x: np.full(len(x), sampler.noise_sd)
+        def noise(x: np.ndarray) -> np.ndarray:
+            u = band(x[..., 0]) * (band(x[..., 1]) if sampler.checkerboard else 1.0)
+            return np.sqrt(lo * hi) * np.exp(sampler.strength * 0.5 * np.log(hi / lo) * u)
+
+        return kernels, lambda x: np.zeros(x.shape[:-1]), noise
+    return kernels, lambda x: np.zeros(x.shape[:-1]), lambda x: np.full(x.shape[:-1], sampler.noise_sd)
 
 
 def np_gp(kernel, mean, noise, xc, yc, xt):
@@ -97,24 +99,19 @@ def one(task: Task, i: int):
 
 
 def np_gp_batch(kernel, mean, noise, xcs, yc, xts):
-    """``np_gp`` for a stack of shifted inputs ``xcs [S, n, d]``, ``xts [S, m, d]`` (numpy linear algebra)."""
-    lm, ms, vs = [], [], []
-    for xc, xt in zip(xcs, xts, strict=True):
-        prior = np.diag(kernel(xt, xt))
-        if len(xc) == 0:
-            lm.append(0.0)
-            ms.append(mean(xt))
-            vs.append(prior + noise(xt) ** 2)
-            continue
-        kcc = kernel(xc, xc) + np.diag(noise(xc) ** 2)
-        r = yc - mean(xc)
-        sign, logdet = np.linalg.slogdet(kcc)
-        lm.append(-0.5 * r @ np.linalg.solve(kcc, r) - 0.5 * logdet - 0.5 * len(xc) * np.log(2 * np.pi))
-        kct = kernel(xc, xt)
-        sol = np.linalg.solve(kcc, kct)
-        ms.append(mean(xt) + sol.T @ r)
-        vs.append(prior - (kct * sol).sum(0) + noise(xt) ** 2)
-    return np.array(lm), np.array(ms), np.array(vs)
+    """``np_gp`` for a stack of shifted inputs ``xcs [S, n, d]``, ``xts [S, m, d]`` (batched numpy)."""
+    prior = np.diagonal(kernel(xts, xts), axis1=-2, axis2=-1)
+    if xcs.shape[1] == 0:
+        return np.zeros(len(xcs)), mean(xts), prior + noise(xts) ** 2
+    kcc = kernel(xcs, xcs) + noise(xcs)[..., None] ** 2 * np.eye(xcs.shape[1])
+    r = yc - mean(xcs)  # [S, n]
+    _, logdet = np.linalg.slogdet(kcc)
+    quad = (r * np.linalg.solve(kcc, r[..., None])[..., 0]).sum(-1)
+    log_ml = -0.5 * quad - 0.5 * logdet - 0.5 * xcs.shape[1] * np.log(2 * np.pi)
+    kct = kernel(xcs, xts)
+    sol = np.linalg.solve(kcc, kct)  # [S, n, m]
+    m = mean(xts) + (sol * r[..., None]).sum(-2)
+    return log_ml, m, prior - (kct * sol).sum(-2) + noise(xts) ** 2
 
 
 def reference_equivariant(sampler, task: Task, i: int, cells: int = 400) -> tuple[np.ndarray, np.ndarray]:
@@ -131,7 +128,7 @@ def reference_equivariant(sampler, task: Task, i: int, cells: int = 400) -> tupl
             lo, hi = xt[t, a] - t_hi, xt[t, a] - t_lo
             if len(xc):
                 lo, hi = max(lo, xc[:, a].max() - c_hi), min(hi, xc[:, a].min() - c_lo)
-            n = cells if d == 1 else 40
+            n = cells if d == 1 else 100
             axes.append(lo + (hi - lo) * (np.arange(n) + 0.5) / n)
         grid = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, d)
         parts = [
@@ -211,25 +208,44 @@ def test_gaussian_ceiling_is_moment_matching_by_sampling() -> None:
         ("noise-1d", 0.01),
         ("gibbs-1d", 0.01),
         ("mountain-2d", 0.01),
-        ("noise-2d", 0.03),
+        ("noise-2d", 0.01),
     ],
 )
 def test_equivariant_ceiling_matches_brute_force(name: str, atol: float) -> None:
-    """D per task (its Gaussian score of the targets) against a fine brute-force integral over shifts."""
-    n = 1 if name.endswith("2d") else 2
-    sampler, task = small_task(name, n, 4, 3, seed=3)
-    m, v = equivariant_moments(sampler, task)
+    """D per task (its Gaussian score of the targets) against a brute-force integral over shifts.
+
+    1-D: at the default cells, and with fine cells (moments too). 2-D: with fine cells; a context
+    that sees a mountain pins the shift to a few hundredths, which the default 1/4 cells resolve
+    only on average (see ``test_default_cells_are_converged_on_average``).
+    """
+    n = 2 if name in ("mountain-1d", "noise-1d") else 1
+    two_d = name.endswith("2d")
+    sampler, task = small_task(name, n, 4, 2 if two_d else 3, seed=3)
     y = task.yt[..., 0].double()
+    if two_d:
+        m, v = equivariant_moments(sampler, task, spacing=1 / 32, max_cells=160)
+    else:
+        m, v = equivariant_moments(sampler, task)
+        fm, fv = equivariant_moments(sampler, task, spacing=1 / 512, max_cells=4096)
     for i in range(n):
         want_m, want_v = reference_equivariant(sampler, task, i)
         got = float(gaussian_score(y[i : i + 1], m[i : i + 1], v[i : i + 1]))
         want = float(gaussian_score(y[i : i + 1], torch.tensor(want_m)[None], torch.tensor(want_v)[None]))
         assert abs(got - want) < atol, (i, got, want)
-        if task.dim_x == 1:
+        if not two_d:
             # With fine cells the quadrature converges to the brute force, moments included.
-            fm, fv = equivariant_moments(sampler, task, spacing=1 / 512, max_cells=4096)
             np.testing.assert_allclose(fm[i].numpy(), want_m, atol=3e-3 * np.sqrt(want_v).max())
             np.testing.assert_allclose(fv[i].numpy(), want_v, rtol=1e-2)
+
+
+@pytest.mark.parametrize("name", ["mountain-2d", "noise-2d", "gibbs-1d"])
+def test_default_cells_are_converged_on_average(name: str) -> None:
+    """D at the default cells against cells half as wide, on 32 tasks: the mean moves < 0.01 nats."""
+    sampler = make_dataset(name, nt=32)
+    tasks = sampler.test_set(32, batch_size=16, seed=11)
+    default = ceilings(sampler, tasks)
+    finer = ceilings(sampler, tasks, spacing=default["spacing"] / 2)
+    assert abs(default["equivariant_loglik"] - finer["equivariant_loglik"]) < 0.01
 
 
 def test_equivariant_ceiling_uses_the_window_constraints() -> None:
@@ -243,8 +259,8 @@ def test_equivariant_ceiling_uses_the_window_constraints() -> None:
 
 
 def test_stationary_worlds_have_no_headroom() -> None:
-    for name in ("gp-eq-1d", "gp-2d", "mountain-1d:0", "noise-1d:0", "mountain-2d:0"):
-        sampler = make_dataset(name)
+    for name in ("gp-eq-1d", "gp-2d", "mountain-1d:0", "noise-1d:0", "mountain-2d:0", "noise-2d:0"):
+        sampler = make_dataset(name, nt=32)
         c = ceilings(sampler, sampler.test_set(16, batch_size=16, seed=6))
         assert abs(c["symmetry_headroom"]) < 1e-6, name
         assert abs(c["oracle_loglik"] - c["gaussian_loglik"]) < 1e-9, name
@@ -252,9 +268,10 @@ def test_stationary_worlds_have_no_headroom() -> None:
 
 @pytest.mark.parametrize("name", ["gibbs-1d", "gp-eq-1d", "gp-2d", "gp-2d-anisotropic", *NEW])
 def test_ceilings_are_ordered(name: str) -> None:
-    """A >= B >= D hold in expectation; on gibbs-1d B - D is only ~0.03, so it needs more tasks."""
-    sampler = make_dataset(name)
-    n = 64 if name == "gibbs-1d" else 16
+    """A >= B >= D hold in expectation; on gibbs-1d B - D is only ~0.03, so fewer context points
+    (more room for doubt about the position) and more tasks keep the sample's order that of the means."""
+    n = 32 if name == "gibbs-1d" else 16
+    sampler = make_dataset(name, nt=32, **({"nc_max": 16} if name == "gibbs-1d" else {}))
     c = ceilings(sampler, sampler.test_set(n, batch_size=16, seed=7))
     assert c["oracle_loglik"] >= c["gaussian_loglik"] - 1e-9 >= c["equivariant_loglik"] - 2e-9
     for key in ("oracle_per_task", "gaussian_per_task", "equivariant_per_task"):
@@ -266,7 +283,8 @@ def test_ceilings_are_ordered(name: str) -> None:
     ("name", "n"), [("mountain-1d", 128), ("noise-1d", 128), ("mountain-2d", 64), ("noise-2d", 64)]
 )
 def test_new_worlds_have_headroom(name: str, n: int) -> None:
-    sampler = make_dataset(name)
+    """At default strength (64 targets a task instead of the default 128/256: the same expectation)."""
+    sampler = make_dataset(name, nt=64)
     c = ceilings(sampler, sampler.test_set(n, batch_size=16))
     assert c["symmetry_headroom"] >= 0.2, c["symmetry_headroom"]
 

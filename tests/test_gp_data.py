@@ -272,7 +272,7 @@ def test_worlds_break_the_symmetry_where_documented() -> None:
     torch.testing.assert_close(flat, torch.full((1, 2), math.sqrt(0.02 * 0.6)).double())
     board = make_sampler("noise-2d")
     sd2 = board.noise_var(torch.tensor([[[0.5, 0.5], [0.5, -0.5]]]).double()).sqrt()[0]
-    torch.testing.assert_close(sd2, torch.tensor([0.6, 0.02]).double(), rtol=1e-3, atol=0)
+    torch.testing.assert_close(sd2, torch.tensor([0.6, 0.02]).double(), rtol=0.02, atol=0)
 
 
 @pytest.mark.parametrize("name", ["gibbs-1d", "gp-2d"])
