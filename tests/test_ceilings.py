@@ -240,9 +240,9 @@ def test_equivariant_ceiling_matches_brute_force(name: str, atol: float) -> None
 
 @pytest.mark.parametrize("name", ["mountain-2d", "noise-2d", "gibbs-1d"])
 def test_default_cells_are_converged_on_average(name: str) -> None:
-    """D at the default cells against cells half as wide, on 32 tasks: the mean moves < 0.01 nats."""
+    """D at the default cells against cells half as wide, on a few tasks: the mean moves < 0.01 nats."""
     sampler = make_dataset(name, nt=32)
-    tasks = sampler.test_set(32, batch_size=16, seed=11)
+    tasks = sampler.test_set(16 if name == "mountain-2d" else 32, batch_size=16, seed=11)
     default = ceilings(sampler, tasks)
     finer = ceilings(sampler, tasks, spacing=default["spacing"] / 2)
     assert abs(default["equivariant_loglik"] - finer["equivariant_loglik"]) < 0.01
@@ -260,8 +260,8 @@ def test_equivariant_ceiling_uses_the_window_constraints() -> None:
 
 def test_stationary_worlds_have_no_headroom() -> None:
     for name in ("gp-eq-1d", "gp-2d", "mountain-1d:0", "noise-1d:0", "mountain-2d:0", "noise-2d:0"):
-        sampler = make_dataset(name, nt=32)
-        c = ceilings(sampler, sampler.test_set(16, batch_size=16, seed=6))
+        sampler = make_dataset(name, nt=16)
+        c = ceilings(sampler, sampler.test_set(8, batch_size=8, seed=6))
         assert abs(c["symmetry_headroom"]) < 1e-6, name
         assert abs(c["oracle_loglik"] - c["gaussian_loglik"]) < 1e-9, name
 
@@ -292,7 +292,7 @@ def test_new_worlds_have_headroom(name: str, n: int) -> None:
 def test_headroom_grows_with_strength() -> None:
     heads = []
     for s in (0.0, 0.5, 1.0):
-        sampler = make_dataset(f"mountain-1d:{s}")
+        sampler = make_dataset(f"mountain-1d:{s}", nt=32)
         heads.append(ceilings(sampler, sampler.test_set(64, batch_size=16))["symmetry_headroom"])
     assert abs(heads[0]) < 1e-6 and heads[0] < heads[1] < heads[2]
 
