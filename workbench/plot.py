@@ -386,9 +386,11 @@ def gap_split(
     ax.set_yticks(range(len(rows)), [name for name, _ in rows])
     ax.set_xlabel("test log-likelihood per target [nats] (higher is better)")
     ax.grid(alpha=0.3, axis="x")
-    ax.legend(
-        loc="upper center", bbox_to_anchor=(0.5, -0.25 if own else -0.2), ncol=3, fontsize=8, frameon=False
-    )
+    if own:
+        # Outside the axes, below them: constrained layout keeps it clear of the bars at any height.
+        fig.legend(loc="outside lower center", ncol=3, fontsize=8, frameon=False)
+    else:
+        ax.legend(loc="best", fontsize=8)
     n_seeds = max(len(m) for _, m in rows)
     default = "Where the gap to the oracle goes" + (
         f" (mean ± s.e. over {n_seeds} seeds)" if n_seeds > 1 else ""
