@@ -123,7 +123,7 @@ def _shift_grid(
     weight = torch.ones(b, 1, nt, dtype=torch.float64)
     for axis in axes:
         lo, hi = _feasible_intervals(sampler, task, axis)
-        breaks = sampler.shift_breakpoints(task.xc.double(), task.mask_c, axis)
+        breaks = sampler.shift_breakpoints(task.xc.double(), task.mask_c, task.xt.double(), axis)
         centres, ok, overlap = _axis_grid(lo, hi, spacing, max_cells, breaks)
         g_old, g = shifts.shape[1], centres.shape[1]
         shifts = shifts[:, :, None, :].repeat(1, 1, g, 1)

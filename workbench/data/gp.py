@@ -163,12 +163,13 @@ class GPSampler:
         """Observation noise variance ``[batch, n]`` at ``x``; ``None`` means the constant ``noise_sd**2``."""
         return None
 
-    def shift_breakpoints(self, xc: Tensor, mask_c: Tensor, axis: int) -> Tensor | None:
+    def shift_breakpoints(self, xc: Tensor, mask_c: Tensor, xt: Tensor, axis: int) -> Tensor | None:
         """Shifts ``s`` along ``axis`` ``[batch, P]`` (NaN = none) at which the context's marginal
-        likelihood under the process moved by ``s`` jumps; ``None`` when it is smooth in ``s``.
+        likelihood or a target's predictive under the process moved by ``s`` jumps or switches;
+        ``None`` when everything is smooth in ``s``. ``xc [batch, nc, dim]``, ``xt [batch, nt, dim]``.
 
         The equivariant ceiling cuts its quadrature cells there, so a piecewise-constant
-        likelihood is integrated exactly rather than to first order in the cell width.
+        integrand is integrated exactly rather than to first order in the cell width.
         """
         return None
 
@@ -411,6 +412,8 @@ class GibbsSampler(GPSampler):
     """
 
     name = "gibbs-1d"
+    # Cells end where a changepoint meets an input (shift_breakpoints), so coarse regular cells do.
+    shift_spacing = 1 / 4
 
     def __init__(
         self,
@@ -459,11 +462,16 @@ class GibbsSampler(GPSampler):
         """Unit prior variances ``[batch, n]``: the Gibbs prefactor is 1 at x = x'."""
         return torch.ones(x.shape[:2], dtype=x.dtype, device=x.device)
 
-    def shift_breakpoints(self, xc: Tensor, mask_c: Tensor, axis: int) -> Tensor | None:
-        """Shifts ``[batch, nc * C]`` that move a changepoint onto a context input (NaN for padding)."""
+    def shift_breakpoints(self, xc: Tensor, mask_c: Tensor, xt: Tensor, axis: int) -> Tensor | None:
+        """Shifts ``[batch, (nc + nt) * C]`` that move a changepoint onto an input (NaN for padding).
+
+        Between them every input keeps its side of every changepoint, so the likelihood and all
+        predictives are constant: the ceiling's midpoint rule is exact.
+        """
         c = torch.tensor(sorted({cp for cp, _ in self.kernel_table}), dtype=xc.dtype, device=xc.device)
         s = xc[..., axis, None] - c  # [b, nc, C]: x - s = c
-        return torch.where(mask_c[..., None], s, torch.nan).flatten(1)
+        s = torch.where(mask_c[..., None], s, torch.nan).flatten(1)
+        return torch.cat([s, (xt[..., axis, None].to(xc.dtype) - c).flatten(1)], 1)
 
 
 class AnisotropicSampler2D(GPSampler):
@@ -663,8 +671,11 @@ class NoiseSampler(_BrokenSymmetrySampler):
             u = u * self._band(x[..., 1])
         return torch.exp(2 * (math.log(self.noise_sd) + self.strength * half * u))
 
-    def shift_breakpoints(self, xc: Tensor, mask_c: Tensor, axis: int) -> Tensor | None:
-        """Shifts ``[batch, nc * Q]`` that move a noise switch onto a context input (NaN for padding)."""
+    def shift_breakpoints(self, xc: Tensor, mask_c: Tensor, xt: Tensor, axis: int) -> Tensor | None:
+        """Shifts ``[batch, nc * Q]`` that move a noise switch onto a context input (NaN for padding).
+
+        Only the context's: the noise at a target changes smoothly enough for the cells.
+        """
         if axis != 0 and not self.checkerboard:
             return None
         if self.period is None:
