@@ -26,7 +26,13 @@ of its overlap with that target's feasible shifts: a midpoint rule with exact fe
 sliver of feasible shifts counts. Only the axes along which the process is not translation
 invariant (``GPSampler.shift_axes``) are integrated; along the others every shift gives the same
 predictive. Where kernel and noise are stationary (``GPSampler.stationary_kernel``) only the prior
-mean moves with ``s``, and one Cholesky factor per task serves every shift.
+mean moves with ``s``, and one Cholesky factor per task serves every shift. Cells also end at the
+shifts a dataset names as breakpoints (``GPSampler.shift_breakpoints``: for gibbs-1d where a
+changepoint meets a context or target input, between which the integrand is constant, so its D is
+exact; for the noise worlds where a noise switch meets a context input). The tests check D
+against a brute-force integral and the default cells against cells half as wide.
+
+``python -m workbench.ceilings [NAME ...] [--tasks N]`` prints A, B, D and the headroom B - D.
 
 Groups: D is the ceiling for translations T(d). For rotation (or reflection) groups on top of
 translations the strict ceiling is lower still; it is **not computed** here (``ceilings`` says so
@@ -47,7 +53,7 @@ from torch import Tensor
 
 from workbench.task import Task
 
-__all__ = ["ceilings", "equivariant_moments", "gap_split", "gaussian_score"]
+__all__ = ["ceilings", "equivariant_moments", "gap_split", "gaussian_score", "per_task_difference"]
 
 #: Quadrature cell width along each shifted axis (input units), by the number of shifted axes ...
 SPACING = {1: 1 / 32, 2: 1 / 4}
@@ -390,3 +396,31 @@ def per_task_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     diff = np.asarray(a, np.float64) - np.asarray(b, np.float64)
     se = float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else float("nan")
     return float(diff.mean()), se
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Print the ceilings of GP datasets on their test sets (``python -m workbench.ceilings``)."""
+    import argparse
+    import time
+
+    from workbench.data.registry import GP_DATASETS, make_dataset
+
+    parser = argparse.ArgumentParser(description="Ceilings A, B, D of the synthetic GP datasets.")
+    parser.add_argument("names", nargs="*", default=list(GP_DATASETS), help="datasets (NAME:STRENGTH ok)")
+    parser.add_argument("--tasks", type=int, default=1024, help="test tasks (seed 10000, batches of 16)")
+    args = parser.parse_args(argv)
+    print(f"{'dataset':<20} {'A oracle':>9} {'B gauss':>9} {'D equiv':>9} {'B - D':>7} {'s':>6}")
+    for name in args.names:
+        sampler = make_dataset(name)
+        start = time.perf_counter()
+        c = ceilings(sampler, sampler.test_set(args.tasks, batch_size=16))
+        print(
+            f"{name:<20} {c['oracle_loglik']:>9.4f} {c['gaussian_loglik']:>9.4f} "
+            f"{c['equivariant_loglik']:>9.4f} {c['symmetry_headroom']:>7.4f} "
+            f"{time.perf_counter() - start:>6.1f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -71,21 +71,21 @@ DATASETS: dict[str, tuple[int, str]] = _Datasets(
         ),
         "mountain-1d": (
             1,
-            "1-D EQ GP plus a fixed mountain and valley beyond the context (NAME:STRENGTH); exact oracle",
+            "1-D EQ GP + fixed mountains and valleys beyond the context (NAME:STRENGTH); exact oracle",
         ),
         "noise-1d": (
             1,
-            "1-D EQ GP, noise sd 0.05 left of 0 and 0.4 right of it (NAME:STRENGTH); exact oracle",
+            "1-D EQ GP seen through calm (sd 0.02) and noisy (0.6) bands (NAME:STRENGTH); exact oracle",
         ),
         "gp-2d": (2, "2-D GP, isotropic EQ kernel; exact oracle"),
         "gp-2d-anisotropic": (2, "2-D GP whose length scale and direction depend on position; exact oracle"),
         "mountain-2d": (
             2,
-            "2-D EQ GP plus a fixed mountain and valley in the corners (NAME:STRENGTH); exact oracle",
+            "2-D EQ GP + a fixed ring of mountains and valleys around the context (NAME:STRENGTH)",
         ),
         "noise-2d": (
             2,
-            "2-D EQ GP, noise sd 0.05 for x < 0 and 0.4 for x > 0 (NAME:STRENGTH); exact oracle",
+            "2-D EQ GP seen through a checkerboard of calm and noisy squares (NAME:STRENGTH)",
         ),
         "colorado-temperature": (
             2,
