@@ -3,6 +3,7 @@
 ``sweep(Experiment(dataset="gibbs-1d", steps=2000), {"group": ["T", "none"], "strength": [0, 0.5, 1]})``
 trains every combination (in a local process pool with ``workers > 1``) and returns a Dataset with one
 dimension per swept field and one variable per metric (NaN where a run does not report it).
+``summarise(ds, over="seed")`` turns a sweep with ``seed`` in its grid into means and standard errors.
 """
 
 from __future__ import annotations
@@ -83,3 +84,35 @@ def sweep(
     coords = {k: (k, np.asarray(list(grid[k]))) for k in keys}
     base_attrs = {k: str(v) for k, v in base.to_dict().items() if k not in grid}
     return xr.Dataset(data, coords=coords, attrs={"title": "AENP Workbench sweep", **base_attrs})
+
+
+def summarise(ds: xr.Dataset, over: str = "seed") -> xr.Dataset:
+    """Mean and standard error over dimension ``over`` of every variable with it: ``<m>_mean``, ``<m>_se``.
+
+    The standard error is the sample standard deviation (ddof 1, NaNs skipped) over ``over`` divided
+    by the square root of the number of non-NaN values; it is NaN where fewer than two values remain.
+    Units and meanings are kept; variables without ``over`` are copied unchanged; ``n_<over>`` counts
+    the values each setting had (of the first variable summarised). Use it on a sweep with ``seed``
+    in its grid to get error bars.
+    """
+    if over not in ds.dims:
+        raise ValueError(
+            f"cannot summarise over {over!r}: not a dimension of the Dataset ({', '.join(ds.dims)})"
+        )
+    data: dict[str, xr.DataArray] = {}
+    for name, var in ds.data_vars.items():
+        if over not in var.dims:
+            data[str(name)] = var
+            continue
+        n = var.notnull().sum(over)
+        sd = var.std(over, ddof=1, skipna=True)
+        se = (sd / np.sqrt(n)).where(n > 1)
+        long_name = var.attrs.get("long_name", str(name))
+        data[f"{name}_mean"] = var.mean(over, skipna=True).assign_attrs(
+            var.attrs | {"long_name": f"{long_name} (mean over {over})"}
+        )
+        data[f"{name}_se"] = se.assign_attrs(
+            var.attrs | {"long_name": f"{long_name} (standard error over {over})"}
+        )
+        data.setdefault(f"n_{over}", n.assign_attrs(units="", long_name=f"number of {over} values"))
+    return xr.Dataset(data, attrs=ds.attrs | {"summarised_over": over})
