@@ -154,6 +154,63 @@ def maps(mp: dict | None) -> list[str]:
     return out
 
 
+def _pm(mean: float | None, se: float | None, digits: int = 3) -> str:
+    return "-" if mean is None else f"{mean:.{digits}f} ± {_f(se, digits)}"
+
+
+def worlds(w: dict | None, name: str) -> list[str]:
+    """Table of ``worlds.json``: three models, 3 seeds, paired differences and the best model's gap split."""
+    if w is None:
+        return []
+    n = len(w["seeds"])
+    out = [
+        f"**Worlds: fixed-inputs vs strict vs none, {n} seeds** (`bench/results/{name}.json` {_meta(w)}; "
+        f"`python bench/run_bench.py worlds`; conv, batch {w['batch_size']}, lr {w['lr']}, "
+        f"{w['test_tasks']} shared test tasks; real datasets kept at their best validation step). "
+        f"Log-likelihood per target, mean ± s.e. over seeds; fixed − other is the paired per-task "
+        f"difference, mean ± s.e. over seeds, **bold** where it exceeds 2 s.e.; gap split of the best "
+        f"model: A − B (Gaussian limit) / B − D charged (headroom) / learning shortfall.",
+        "",
+        "| dataset | steps (CPU s/model) | headroom B − D | none | strict | fixed-inputs "
+        "| fixed − strict | fixed − none | best: A−B / B−D / shortfall |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for ds, d in w["datasets"].items():
+        m = d["models"]
+        cpu = sum(r["train_cpu_seconds_mean"] for r in m.values()) / len(m)
+        cells = [_pm(m[k]["loglik_mean"], m[k]["loglik_se"]) for k in ("none", "strict", "fixed-inputs")]
+        diffs = []
+        for other in ("strict", "none"):
+            p = d[f"fixed_minus_{other}"]
+            cell = _pm(p["mean"], p["se_over_seeds"])
+            diffs.append(f"**{cell}**" if d[f"fixed_beats_{other}_2se"] else cell)
+        best = max(m, key=lambda k: m[k]["loglik_mean"])
+        if "symmetry_headroom" in d:
+            b = m[best]
+            split = (
+                f"{best}: {_f(b['gaussian_limit_mean'])} / {_f(b['symmetry_headroom_mean'])} / "
+                f"{_f(b['learning_shortfall_mean'])}"
+            )
+        else:
+            split = f"{best}: no ceilings (real data)"
+        out.append(
+            f"| {ds} | {d['steps']} ({_f(cpu, 0)}) | {_f(d.get('symmetry_headroom'))} | "
+            f"{' | '.join(cells)} | {' | '.join(diffs)} | {split} |"
+        )
+    out += [
+        "",
+        "Ceilings (synthetic worlds, nats/target): "
+        + "; ".join(
+            f"{ds} A {_f(d['oracle_loglik'])}, B {_f(d['gaussian_loglik'])}, D {_f(d['equivariant_loglik'])}"
+            for ds, d in w["datasets"].items()
+            if "oracle_loglik" in d
+        )
+        + f". Whole run: {_f(w['wall_seconds'] / 60, 1)} min on {w['workers']} processes x 1 thread "
+        f"(load average {_f(w['loadavg_start'][0], 1)} at the start, {_f(w['loadavg_end'][0], 1)} at the end).",
+    ]
+    return out
+
+
 def click(ck: dict | None) -> list[str]:
     if ck is None:
         return []
@@ -241,6 +298,9 @@ def report() -> str:
         gibbs_cosine(_load("core-cosine")),
         rotations(_load("rotations")),
         maps(_load("maps")),
+        worlds(
+            *((_load("worlds"), "worlds") if _load("worlds") else (_load("worlds-quick"), "worlds-quick"))
+        ),
         click(_load("click")),
         threads(
             *(
