@@ -17,7 +17,7 @@ win when the mean over seeds exceeds 2 of those standard errors.
 
 Real datasets use early stopping on their validation split (as bench_maps does). Runs go to a pool
 of 2 processes, one torch thread each; the budget is a number of steps per dataset (``STEPS``),
-chosen from a quick measurement so that one model trains in about one CPU-minute.
+chosen from a quick measurement (about 25 CPU-seconds per model on this loaded machine; see ``STEPS``).
 """
 
 from __future__ import annotations
@@ -41,20 +41,22 @@ MODELS: dict[str, dict[str, Any]] = {
     "strict": dict(group="T", relaxation="strict"),
     "fixed-inputs": dict(group="T", relaxation="fixed-inputs", strength=0.5),
 }
-#: Training steps per model, per dataset: about 40 CPU-seconds at one thread (fixed-inputs model,
+#: Training steps per model, per dataset: about 25 CPU-seconds at one thread (fixed-inputs model,
 #: measured with ``python bench/bench_worlds.py --time`` on the shared 2-core machine: 22.6, 32.2,
-#: 6.5, 9.6, 10.0, 7.7 steps/CPU-s), so that 54 models fit in ~30 min on 2 loaded cores.
+#: 6.5, 9.6, 10.0, 7.7 steps/CPU-s). A first try at ~40 CPU-s ran at ~30% CPU per worker
+#: (other developers' jobs): 54 models would have taken ~1 hour, so the budget was cut.
 STEPS: dict[str, int] = {
-    "mountain-1d": 900,
-    "noise-1d": 1300,
-    "mountain-2d": 260,
-    "noise-2d": 380,
-    "colorado-temperature": 400,
-    "us-terrain": 300,
+    "mountain-1d": 560,
+    "noise-1d": 800,
+    "mountain-2d": 160,
+    "noise-2d": 240,
+    "colorado-temperature": 250,
+    "us-terrain": 190,
 }
 LR = 1e-3  # notebooks 02/05: the CPU-budget learning rate
 BATCH = 16
 TEST_SEED, VAL_SEED = 10_000, 20_000
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _mean_se(values: list[float]) -> tuple[float, float]:
@@ -131,8 +133,9 @@ def _train_job(name: str, model_name: str, seed: int, steps: int, n_test: int, n
     return row
 
 
-def _pool_map(jobs: list[tuple], workers: int) -> list[Any]:
-    """Run ``(fn, *args)`` jobs in a spawn pool of ``workers`` processes; results in job order."""
+def _pool_map(jobs: list[tuple], workers: int, raw_path: Path) -> list[Any]:
+    """Run ``(fn, *args)`` jobs in a spawn pool; results in job order, each also appended to ``raw_path``
+    (JSON lines) as it arrives, so an interrupted run keeps what it trained."""
     ctx = multiprocessing.get_context("spawn")
     # run_bench loads this file without registering it: workers must import it by name to unpickle jobs.
     here = str(Path(__file__).resolve().parent)
@@ -141,11 +144,15 @@ def _pool_map(jobs: list[tuple], workers: int) -> list[Any]:
     import bench_worlds as mod
 
     jobs = [(getattr(mod, fn.__name__), *args) for fn, *args in jobs]
+    raw_path.parent.mkdir(exist_ok=True)
+    raw_path.write_text("")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         futures = [pool.submit(fn, *args) for fn, *args in jobs]
         out = []
         for (fn, *args), f in zip(jobs, futures, strict=True):
             out.append(f.result())
+            with raw_path.open("a") as fh:
+                fh.write(json.dumps({"job": [fn.__name__, *args], "result": out[-1]}) + "\n")
             if fn.__name__ == "_train_job":
                 print(args[:3], round(out[-1]["loglik"], 4), f"{out[-1]['train_seconds']:.0f}s", flush=True)
             else:
@@ -202,6 +209,35 @@ def summarise_dataset(name: str, rows: dict[str, list[dict]], ceil: dict[str, An
     return out
 
 
+def build(raw: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
+    """The benchmark's JSON from raw job rows (``{"job": [fn, dataset, ...], "result": ...}``); a dataset
+    is summarised only when all its models have the same number (>= 1) of seeds."""
+    ceil = {r["job"][1]: r["result"] for r in raw if r["job"][0] == "_ceilings_job"}
+    runs: dict[str, dict[str, list[dict]]] = {}
+    steps: dict[str, int] = {}
+    for r in raw:
+        if r["job"][0] == "_train_job":
+            _, d, m, _seed, n_steps, *_ = r["job"]
+            runs.setdefault(d, {k: [] for k in MODELS})[m].append(r["result"])
+            steps[d] = n_steps
+    out = dict(meta)
+    out["budget"] = {
+        "steps": steps,
+        "note": "steps per model chosen for ~25 CPU-seconds at one thread on the shared, loaded 2-core "
+        "machine (the issue asks ~2 CPU-minutes, the brief ~1); train_cpu_seconds per model records "
+        "what it took",
+    }
+    out["datasets"] = {}
+    for d, rows in runs.items():
+        counts = {len(v) for v in rows.values()}
+        if len(counts) != 1 or 0 in counts:
+            out.setdefault("incomplete", []).append(d)
+            continue
+        out["datasets"][d] = summarise_dataset(d, rows, ceil.get(d))
+        out["datasets"][d]["steps"] = steps[d]
+    return out
+
+
 def run(quick: bool) -> dict:
     """The benchmark (``quick``: 2 seeds, 5 steps, mountain-1d and colorado-temperature)."""
     workers = 2
@@ -210,26 +246,17 @@ def run(quick: bool) -> dict:
     n_test, n_val = (32, 32) if quick else (256, 128)
     steps = {d: (5 if quick else STEPS[d]) for d in datasets}
     jobs: list[tuple] = [(_ceilings_job, d, n_test) for d in datasets if d in SYNTHETIC]
-    # Longest jobs first keeps both workers busy to the end.
-    train_jobs = [
-        (_train_job, d, m, s, steps[d], n_test, n_val) for d in datasets for s in seeds for m in MODELS
-    ]
-    jobs += train_jobs
+    jobs += [(_train_job, d, m, s, steps[d], n_test, n_val) for d in datasets for s in seeds for m in MODELS]
     t0 = time.perf_counter()
     load0 = os.getloadavg()
-    results = _pool_map(jobs, workers)
-    wall = time.perf_counter() - t0
-    # The raw rows first, so a failure in the summary below loses no training.
+    raw_path = RESULTS / f"worlds-raw{'-quick' if quick else ''}.jsonl"
+    results = _pool_map(jobs, workers, raw_path)
     raw = [{"job": [j[0].__name__, *j[1:]], "result": r} for j, r in zip(jobs, results, strict=True)]
-    raw_path = Path(__file__).resolve().parent / "results" / f"worlds-raw{'-quick' if quick else ''}.json"
-    raw_path.parent.mkdir(exist_ok=True)
-    raw_path.write_text(json.dumps(raw))
-    ceil = {j[1]: r for j, r in zip(jobs, results, strict=True) if j[0] is _ceilings_job}
-    runs: dict[str, dict[str, list[dict]]] = {d: {m: [] for m in MODELS} for d in datasets}
-    for j, r in zip(jobs, results, strict=True):
-        if j[0] is _train_job:
-            runs[j[1]][j[2]].append(r)
-    out: dict[str, Any] = {
+    return build(raw, _meta(seeds, n_test, n_val, workers, time.perf_counter() - t0, load0))
+
+
+def _meta(seeds: list[int], n_test: int, n_val: int, workers: int, wall: float, load0: Any) -> dict[str, Any]:
+    return {
         "seeds": seeds,
         "batch_size": BATCH,
         "lr": LR,
@@ -239,21 +266,19 @@ def run(quick: bool) -> dict:
         "workers": workers,
         "threads_per_worker": 1,
         "wall_seconds": wall,
-        "loadavg_start": load0,
-        "loadavg_end": os.getloadavg(),
+        "loadavg_start": list(load0),
+        "loadavg_end": list(os.getloadavg()),
         "se": "paired differences: per seed, mean over the shared test tasks of the per-task difference; "
         "reported s.e. is over seeds (std ddof 1 / sqrt(n_seeds)); per-seed per-task s.e. also kept",
-        "budget": {
-            "steps": steps,
-            "note": "steps per model chosen for ~1 CPU-minute at one thread (the issue asks ~2); "
-            "train_cpu_seconds_mean per model records what it took",
-        },
-        "datasets": {},
     }
-    for d in datasets:
-        out["datasets"][d] = summarise_dataset(d, runs[d], ceil.get(d))
-        out["datasets"][d]["steps"] = steps[d]
-    return out
+
+
+def from_raw(path: Path, wall: float, load0: list[float]) -> dict[str, Any]:
+    """Rebuild the JSON from an (interrupted) run's ``worlds-raw.jsonl`` (complete datasets only)."""
+    raw = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    seeds = sorted({r["job"][3] for r in raw if r["job"][0] == "_train_job"})
+    n_test = next(r["job"][5] for r in raw if r["job"][0] == "_train_job")
+    return build(raw, _meta(seeds, n_test, 128, 2, wall, load0))
 
 
 def _time(steps: int = 30) -> None:
