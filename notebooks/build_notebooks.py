@@ -363,11 +363,11 @@ def nb01() -> list[NotebookNode]:
             """
             split = None
             if "equivariant_loglik" in trained.metrics:
-                split = {k: trained.metrics[k] for k in ("gaussian_limit", "symmetry_headroom", "learning_shortfall")}
-                fig = workbench.plot.gap_split(
-                    {f"strict ({trained.experiment.group})": trained.metrics},
-                    title=f"{trained.experiment.dataset}: the trained strict model's gap to the oracle (one seed)",
-                )
+                parts = ("gaussian_limit", "symmetry_headroom", "learning_shortfall")
+                split = {k: trained.metrics[k] for k in parts}
+                title = f"{trained.experiment.dataset}: the trained strict model's gap (one seed)"
+                bars = {f"strict ({trained.experiment.group})": trained.metrics}
+                fig = workbench.plot.gap_split(bars, title=title)
                 plt.show()
                 print({k: round(v, 3) for k, v in split.items()})
             else:
@@ -446,7 +446,7 @@ def nb01() -> list[NotebookNode]:
 
 
 def nb02() -> list[NotebookNode]:
-    """mountain-1d: ceilings first, then none vs strict vs fixed-inputs over seeds; gibbs-1d as the paper's case."""
+    """mountain-1d: ceilings, then none vs strict vs fixed-inputs over seeds; gibbs-1d as the paper's case."""
     return [
         md(
             """
@@ -473,7 +473,7 @@ def nb02() -> list[NotebookNode]:
             |---|---|---|
             | A | the exact oracle (the true posterior predictive) | any model |
             | B | A moment-matched per target | any model with a Gaussian output (all of ours) |
-            | D | the best strictly translation-equivariant Gaussian predictor | a strict model that judges each target from the context (section 5 checks ours) |
+            | D | the best strictly translation-equivariant Gaussian predictor | a strict model judging each target from the context (section 5) |
 
             **B - D is the symmetry headroom**: the most that departing from the symmetry can buy.
             We train three ConvCNPs of equal size, each with several seeds:
@@ -482,7 +482,7 @@ def nb02() -> list[NotebookNode]:
             |---|---|---|
             | `none` | none | fixed inputs always on: free to depend on absolute position |
             | `strict` | `group` | exactly equivariant: a context pattern gives the same prediction anywhere |
-            | `fixed-inputs` | `group` | the paper's model: equivariant network + fixed inputs `t(x)`, dropped out per task with p = 1 - `strength` |
+            | `fixed-inputs` | `group` | the paper's: equivariant network + fixed inputs `t(x)` (dropout p = 1 - `strength`) |
 
             At the end, the paper's own 1-D case (`gibbs-1d`), where the headroom turns out to be small.
             """
@@ -496,7 +496,7 @@ def nb02() -> list[NotebookNode]:
             strength = 0.5  # fixed-input strength; training dropout p is 1 - strength (the paper: 0.5)
             n_fixed = 8  # number of fixed-input channels B
             steps = 2000  # training steps per model and seed
-            lr = 1e-3  # learning rate (AdamW); above the paper's 5e-4, which learns too slowly for CPU budgets
+            lr = 1e-3  # AdamW learning rate; the paper's 5e-4 learns too slowly for CPU budgets
             seeds = 3  # seeds per model: results are mean +- standard error over seeds
             world_strengths = [0.0, 0.25, 0.5, 0.75, 1.0]  # breaking strengths of the sweep (section 6)
             sweep_steps = 1000  # training steps per model, seed and strength in the sweep
@@ -612,9 +612,8 @@ def nb02() -> list[NotebookNode]:
 
 
             world_ceilings = ceilings(sampler, tests)
-            pd.Series(ceiling_row(world_ceilings), name=f"{sampler.name} [nats/target]").to_frame().style.format(
-                "{:.3f}"
-            )
+            shown = pd.Series(ceiling_row(world_ceilings), name=f"{sampler.name} [nats/target]")
+            shown.to_frame().style.format("{:.3f}")
             """
         ),
         md(
@@ -725,13 +724,16 @@ def nb02() -> list[NotebookNode]:
                     runs[name].append(train_or_load(exp, folder_for(name, f"seed{seed}")))
 
             # Per task and seed, for paired comparisons on the same tasks: [seeds, tasks].
-            per_task = {name: np.stack([loglik_per_task(r.model, tests) for r in rs]) for name, rs in runs.items()}
+            per_task = {
+                name: np.stack([loglik_per_task(r.model, tests) for r in rs]) for name, rs in runs.items()
+            }
             per_task["fixed-inputs, t off"] = np.stack(
                 [loglik_per_task(r.model, tests, fixed_inputs=False) for r in runs["fixed-inputs"]]
             )
             summary = {name: mean_se(v.mean(1)) for name, v in per_task.items()}
             table = pd.DataFrame(summary, index=["mean", "s.e. over seeds"]).T
-            table.style.format("{:.3f}").set_caption(f"test log-likelihood [nats/target], {len(seed_list)} seeds")
+            caption = f"test log-likelihood [nats/target], {len(seed_list)} seeds"
+            table.style.format("{:.3f}").set_caption(caption)
             """
         ),
         md(
@@ -777,11 +779,14 @@ def nb02() -> list[NotebookNode]:
                                            f"(mean ± s.e. over {len(seed_list)} seeds, {steps} steps)")
             plt.show()
             parts = ("gaussian_limit", "symmetry_headroom", "learning_shortfall")
-            split = {name: {p: float(np.mean([m[p] for m in ms])) for p in parts} for name, ms in bars.items()}
+            split = {
+                name: {p: float(np.mean([m[p] for m in ms])) for p in parts} for name, ms in bars.items()
+            }
             split["fixed-inputs, t off"]["learning_shortfall"] = float(
                 np.mean([m["equivariant_loglik"] - m["loglik"] for m in bars["fixed-inputs, t off"]])
             )
-            pd.DataFrame(split).T.style.format("{:.3f}").set_caption("gap to the oracle, by part [nats/target]")
+            caption = "gap to the oracle, by part [nats/target]"
+            pd.DataFrame(split).T.style.format("{:.3f}").set_caption(caption)
             """
         ),
         md(
@@ -821,11 +826,15 @@ def nb02() -> list[NotebookNode]:
                     one = tests[0].select(slice(i, i + 1))
                     left = one.xt[0, :, 0] < 0
                     asked_all = strict_model.predict(one).mean[0, left, 0]
-                    asked_left = strict_model.predict(Task(one.xc, one.yc, one.xt[:, left], None, one.mask_c)).mean
+                    fewer = Task(one.xc, one.yc, one.xt[:, left], None, one.mask_c)
+                    asked_left = strict_model.predict(fewer).mean
                     changes.append(float((asked_all - asked_left[0, :, 0]).abs().mean()))
             target_set_dependence = float(np.mean(changes))
             print(f"strict model - D, task by task: {pm(strict_above_d, strict_above_d_se)} nats/target")
-            print(f"mean |change| of the strict model's prediction when only x < 0 is asked: {target_set_dependence:.3f}")
+            print(
+                "mean |change| of the strict model's prediction when only x < 0 is asked: "
+                f"{target_set_dependence:.3f}"
+            )
             """
         ),
         md(
@@ -859,7 +868,8 @@ def nb02() -> list[NotebookNode]:
                         for name in scores:
                             r = train_or_load(exps[name], folder_for("sweep", f"{s:g}", name, f"seed{seed}"))
                             scores[name].append(loglik_per_task(r.model, world_tests))
-                    gain, gain_se = mean_se([f.mean() - t.mean() for f, t in zip(scores["fixed-inputs"], scores["strict"])])
+                    by_seed = [f.mean() - t.mean() for f, t in zip(scores["fixed-inputs"], scores["strict"])]
+                    gain, gain_se = mean_se(by_seed)
                     _, gain_se_tasks = per_task_difference(
                         np.mean(scores["fixed-inputs"], 0), np.mean(scores["strict"], 0)
                     )
@@ -867,7 +877,8 @@ def nb02() -> list[NotebookNode]:
                     fixed_mean, fixed_se = mean_se([v.mean() for v in scores["fixed-inputs"]])
                     sweep.append({
                         "strength": s, **ceiling_row(c), "gain": gain, "gain_se": gain_se,
-                        "gain_se_tasks": gain_se_tasks, "loglik_strict": strict_mean, "loglik_strict_se": strict_se,
+                        "gain_se_tasks": gain_se_tasks,
+                        "loglik_strict": strict_mean, "loglik_strict_se": strict_se,
                         "loglik_fixed_inputs": fixed_mean, "loglik_fixed_inputs_se": fixed_se,
                     })
                 sweep_table = pd.DataFrame(sweep).set_index("strength")
@@ -890,8 +901,8 @@ def nb02() -> list[NotebookNode]:
                 axes[0].set_title(f"gain against headroom (mean ± s.e. over {len(seed_list)} seeds)")
                 for key, label, colour in [("loglik_strict", "strict", "tab:green"),
                                            ("loglik_fixed_inputs", "fixed-inputs", "tab:blue")]:
-                    axes[1].errorbar(st, [e[key] for e in sweep], yerr=[e[key + "_se"] for e in sweep], fmt="o-",
-                                     capsize=4, color=colour, label=label)
+                    values, errors = [e[key] for e in sweep], [e[key + "_se"] for e in sweep]
+                    axes[1].errorbar(st, values, yerr=errors, fmt="o-", capsize=4, color=colour, label=label)
                 axes[1].plot(st, [e["gaussian_loglik"] for e in sweep], "k--", label="B: best Gaussian")
                 axes[1].plot(st, [e["equivariant_loglik"] for e in sweep], ":", color="#bc4b51",
                              label="D: best strict")
@@ -957,7 +968,12 @@ def nb02() -> list[NotebookNode]:
         code(
             """
             task = next(
-                (b.select(slice(i, i + 1)) for b in tests for i in range(b.batch_size) if int(b.n_context[i]) >= 4),
+                (
+                    b.select(slice(i, i + 1))
+                    for b in tests
+                    for i in range(b.batch_size)
+                    if int(b.n_context[i]) >= 4
+                ),
                 tests[0].select(slice(0, 1)),
             )
             xs = torch.linspace(*box[0], 500)[None, :, None]
@@ -977,7 +993,8 @@ def nb02() -> list[NotebookNode]:
             ax.plot(x, oracle_mean, "k", lw=1.5, label="oracle mean ± 2 sd")
             ax.scatter(task.xc[0, real, 0], task.yc[0, real, 0], c="k", s=14, zorder=5, label="context")
             ax.plot(x, predict(runs["fixed-inputs"][0]), "tab:blue", lw=2, label="fixed-inputs (t on)")
-            ax.plot(x, predict(runs["fixed-inputs"][0], False), "tab:cyan", ls="--", lw=2, label="its strict component")
+            strict_part = predict(runs["fixed-inputs"][0], False)
+            ax.plot(x, strict_part, "tab:cyan", ls="--", lw=2, label="its strict component")
             ax.plot(x, predict(runs["strict"][0]), "tab:green", lw=2, label="strict model")
             ax.legend(fontsize=8, loc="upper left")
             ax.set_xlabel("x")
@@ -1006,7 +1023,8 @@ def nb02() -> list[NotebookNode]:
                 paper_run = train_or_load(exp, folder_for("paper", "strict", "seed0"))
                 paper = {**ceiling_row(paper_ceilings), "loglik_strict_model": paper_run.metrics["loglik"]}
                 paper.update({f"strict_{p}": paper_run.metrics[p] for p in parts})
-                display(pd.Series(paper, name=f"{paper_dataset} [nats/target]").to_frame().style.format("{:.3f}"))
+                shown = pd.Series(paper, name=f"{paper_dataset} [nats/target]")
+                display(shown.to_frame().style.format("{:.3f}"))
                 fig = workbench.plot.gap_split(
                     {"strict (seed 0)": paper_run.metrics},
                     title=f"{paper_dataset}: the strict model's gap ({steps} steps, one seed)",
@@ -1307,10 +1325,10 @@ def nb03() -> list[NotebookNode]:
             over the twelve months of 1989.
 
             Why only 500 steps? The data hold about 1000 training months, and the model overfits them.
-            In our runs (a single seed, 0, and 256 test tasks) the test log-likelihood was best around 500 steps
-            (-0.14), was -0.28 after 1000 and -0.46 after 2000, and after 3000 steps the breaking
-            field no longer followed the terrain. More data or early stopping on the validation
-            years (1981-1988) are the remedies: with `validate_every = 100` the run scores those
+            In our runs (a single seed, 0, and 256 test tasks) the test log-likelihood was best
+            around 500 steps (-0.14), was -0.28 after 1000 and -0.46 after 2000, and after 3000
+            steps the breaking field no longer followed the terrain. More data or early stopping on
+            the validation years (1981-1988) are the remedies: with `validate_every = 100` the run scores those
             years every 100 steps and keeps the best weights (`best_step` and `val_loglik` appear in
             the metrics), so `steps = 2000` is then safe.
             """
@@ -1911,7 +1929,7 @@ def nb04() -> list[NotebookNode]:
 
 
 def nb05() -> list[NotebookNode]:
-    """Sweep the relaxation strength and the group over seeds; results as an xarray.Dataset saved to netCDF."""
+    """Sweep relaxation strength x group x seed; results as an xarray.Dataset saved to netCDF."""
     return [
         md(
             """
@@ -1939,11 +1957,11 @@ def nb05() -> list[NotebookNode]:
         params(
             """
             fast = False  # True: tiny budgets (well under a minute); the tests use it
-            dataset = "mountain-1d"  # synthetic worlds add the ceilings; geographic data the elevation correlation
+            dataset = "mountain-1d"  # GP worlds add the ceilings; geographic data the elevation correlation
             groups = ["T", "T+flip"]  # symmetry groups to sweep (2-D data: T, T+C4, T+D4, ...)
             strengths = [0.0, 0.25, 0.5, 0.75, 1.0]  # relaxation strengths to sweep
             steps = 1000  # training steps per model
-            lr = 1e-3  # learning rate (AdamW); above the paper's 5e-4, which learns too slowly for CPU budgets
+            lr = 1e-3  # AdamW learning rate; the paper's 5e-4 learns too slowly for CPU budgets
             seeds = 3  # seeds per point: results are mean +- standard error over seeds
             test_tasks = 512  # test tasks for the log-likelihoods (the same for every model)
             reference_none = True  # also train the free model (group none) as a reference line
@@ -1982,7 +2000,8 @@ def nb05() -> list[NotebookNode]:
             groups, strengths = [str(g) for g in groups], [float(s) for s in strengths]
             seed_list = list(range(int(seeds)))
             parameters = dict(
-                fast=fast, dataset=dataset, groups=groups, strengths=strengths, steps=steps, lr=lr, seeds=seeds,
+                fast=fast, dataset=dataset, groups=groups, strengths=strengths, steps=steps, lr=lr,
+                seeds=seeds,
                 test_tasks=test_tasks, reference_none=reference_none, results_path=str(results_path),
                 train=train, run_dir=run_dir, device=device,
             )
@@ -2090,7 +2109,8 @@ def nb05() -> list[NotebookNode]:
                 name: (
                     ("group", "strength", "seed"),
                     np.array(
-                        [[[r.metrics[name] for r in runs[g, s]] for s in strengths] for g in groups], dtype=float
+                        [[[r.metrics[name] for r in runs[g, s]] for s in strengths] for g in groups],
+                        dtype=float,
                     ),
                     described.get(name, {}),
                 )
@@ -2155,7 +2175,9 @@ def nb05() -> list[NotebookNode]:
                 axes[0].errorbar(strengths, m["loglik_strict"], yerr=e["loglik_strict"], fmt="s--", capsize=4,
                                  color=colour, alpha=0.6, label=f"{g}, strict component")
                 axes[1].semilogy(strengths, np.maximum(m["orbit_error"], 1e-10), "o-", color=colour, label=g)
-                axes[2].errorbar(strengths, m[third], yerr=e[third], fmt="o-", capsize=4, color=colour, label=g)
+                axes[2].errorbar(
+                    strengths, m[third], yerr=e[third], fmt="o-", capsize=4, color=colour, label=g
+                )
             if "loglik_none" in results:
                 free = float(results["loglik_none"].mean())
                 axes[0].axhline(free, color="tab:red", lw=1, label="free model (none), mean")
@@ -2190,7 +2212,7 @@ def nb05() -> list[NotebookNode]:
         code(
             """
             def as_strict(metrics: dict) -> dict:
-                \"\"\"A strength-0 model's metrics with the headroom charged: it is strictly equivariant.\"\"\"
+                \"\"\"A strength-0 model's metrics, charged the headroom: it is strictly equivariant.\"\"\"
                 m = dict(metrics)
                 m["symmetry_headroom"] = m["gaussian_loglik"] - m["equivariant_loglik"]
                 return m
@@ -2205,9 +2227,8 @@ def nb05() -> list[NotebookNode]:
                         gap_rows[f"{g} @ {s:g}"] = [as_strict(m) for m in ms] if s == 0 else ms
                 if reference_none:
                     gap_rows["none"] = [r.metrics for r in runs["none", None]]
-                fig = workbench.plot.gap_split(
-                    gap_rows, title=f"{dataset}: where the gap to the oracle goes (mean ± s.e. over {n} seeds)"
-                )
+                title = f"{dataset}: where the gap to the oracle goes (mean ± s.e. over {n} seeds)"
+                fig = workbench.plot.gap_split(gap_rows, title=title)
                 plt.show()
             else:
                 print(f"{dataset} has no ceilings (not a synthetic GP dataset): no gap split")
@@ -2280,12 +2301,15 @@ def nb05() -> list[NotebookNode]:
         save_metrics(
             "05_relaxation_sweep",
             """
-            strict_points = [r.metrics["orbit_error"] for g in groups if (g, 0.0) in runs for r in runs[g, 0.0]]
+            strict_points = [
+                r.metrics["orbit_error"] for g in groups if (g, 0.0) in runs for r in runs[g, 0.0]
+            ]
 
 
             def per_point(name: str, table: xr.Dataset) -> dict:
                 \"\"\"One number per (group, strength) point, keyed ``GROUP@STRENGTH``.\"\"\"
-                return {f"{g}@{s:g}": float(table[name].sel(group=g, strength=s)) for g in groups for s in strengths}
+                points = [(g, s) for g in groups for s in strengths]
+                return {f"{g}@{s:g}": float(table[name].sel(group=g, strength=s)) for g, s in points}
 
 
             metrics = {
@@ -2295,7 +2319,8 @@ def nb05() -> list[NotebookNode]:
                 "loglik_strict": per_point("loglik_strict", mean),
                 "loglik_none": float(results["loglik_none"].mean()) if reference_none else None,
                 "ceilings": {
-                    k: float(results[k].max()) for k in ("oracle_loglik", "gaussian_loglik", "equivariant_loglik")
+                    k: float(results[k].max())
+                    for k in ("oracle_loglik", "gaussian_loglik", "equivariant_loglik")
                     if k in results
                 },
                 "orbit_error_untrained": {f"{s:g}": v for s, v in before.items()},
