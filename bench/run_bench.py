@@ -1,3 +1,4 @@
+# ruff: noqa: I001
 """`make bench`: run every ``bench/bench_*.py`` (``run(quick: bool) -> dict``), JSON under bench/results/.
 
 Usage: ``python bench/run_bench.py [--quick] [NAME ...]`` (names without the ``bench_`` prefix).
@@ -13,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+# workbench first: its thread defaults must be set before torch loads, as they are for users.
+import workbench  # noqa: F401
 import torch
 
 HERE = Path(__file__).resolve().parent

@@ -54,6 +54,7 @@ def test_the_page_state_is_the_current_figure_not_the_first_one():
     assert heat["colorbar"]["title"]["text"] == "°C"
     assert fig["layout"]["title"]["text"].startswith("symmetry breaking")
     assert fig["layout"]["xaxis"]["title"]["text"] == "longitude (°E)"
+    assert fig["layout"]["template"]["layout"]["font"]  # plotly's styling travels with the state
     z0 = np.array(heat["z"])
     assert z0.shape == np.shape(mv.layer.snap.fields["breaking"]) and np.isfinite(z0).any()
     mv.add_observation(-105.0, 39.0, value=40.0)

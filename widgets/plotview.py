@@ -105,6 +105,8 @@ class PlotView(anywidget.AnyWidget):
         self.figure_obj = go.Figure(fig) if fig is not None else go.Figure()
         self._clicks: list[ClickCallback] = []
         self._depth = 0
+        self._template_src: Any = None
+        self._template_state: dict[str, Any] | None = None
         self.on_msg(self._on_msg)
         self.push()
 
@@ -154,10 +156,26 @@ class PlotView(anywidget.AnyWidget):
         if self._depth == 0:
             self.push()
 
+    def state(self) -> dict[str, Any]:
+        """The figure as widget state: plotly JSON with arrays as buffers.
+
+        The layout's template (plotly's default styling: thousands of small entries, most of the cost
+        of serialising a figure) is encoded once per figure and reused while it stays the same.
+        """
+        fig = self.figure_obj
+        props = fig.layout._props
+        template = props.get("template")
+        if template is not self._template_src:
+            self._template_src = template
+            self._template_state = encode(fig.layout.template.to_plotly_json()) if template else None
+        layout = encode({k: v for k, v in props.items() if k != "template"})
+        if self._template_state is not None:
+            layout["template"] = self._template_state
+        return {"data": [encode(t.to_plotly_json()) for t in fig.data], "layout": layout}
+
     def push(self) -> None:
         """Send the figure as it is now to every view of it (on the kernel's main thread)."""
-        state = encode(self.figure_obj.to_plotly_json())
-        on_main(self.set_trait, "figure", state)
+        on_main(self.set_trait, "figure", self.state())
 
     # --- events -----------------------------------------------------------------------------------
 
