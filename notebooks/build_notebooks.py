@@ -1049,9 +1049,9 @@ def nb02() -> list[NotebookNode]:
         ),
         md(
             """
-            On `gibbs-1d` the headroom B - D is only about 0.02-0.03 nats per target (0.022 on
-            this notebook's 512 default test tasks, 0.027 on the project's 1024): that is all a
-            strict model can lose to the symmetry. At CPU budgets the strict model's **learning
+            On `gibbs-1d` the headroom B - D is only a few hundredths of a nat per target (0.022
+            on this notebook's 512 default test tasks in our run; the table above has this run's
+            number): that is all a strict model can lose to the symmetry. At CPU budgets the strict model's **learning
             shortfall** is ten times larger or more (0.51 for the default run's single seed at 2000
             steps; about 0.26 after 16,000 steps in the README's benchmarks). So on `gibbs-1d` the
             question "approximate or strict?" is decided by how well each learns, not by the
