@@ -220,3 +220,14 @@ def test_cli_run_and_list(tmp_path, capsys):
     assert load_run(tmp_path / "cli").experiment.steps == 3
     assert main(["run", "--group", "nonsense"]) == 2
     assert "choose one of" in capsys.readouterr().err
+
+
+def test_only_strict_models_are_charged_the_symmetry_headroom():
+    from workbench.run import is_strict
+
+    base = Experiment(dataset="mountain-1d", group="T", relaxation="fixed-inputs", strength=0.5)
+    assert not is_strict(base)
+    assert is_strict(base.replace(relaxation="strict"))
+    assert is_strict(base.replace(strength=0.0))  # dropout p = 1: the fixed inputs never act
+    assert is_strict(base.replace(n_fixed=0))
+    assert not is_strict(base.replace(group="none"))

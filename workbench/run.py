@@ -229,8 +229,13 @@ def run(
 
 
 def is_strict(experiment: Experiment) -> bool:
-    """Whether the run's model is strictly translation-equivariant (charged the symmetry headroom)."""
-    return experiment.group != "none" and experiment.relaxation == "strict"
+    """Whether the run's model is strictly translation-equivariant (charged the symmetry headroom).
+
+    A relaxation at strength 0 (or with no fixed-input channels) is the strict model itself.
+    """
+    exp = experiment
+    relaxed = exp.relaxation != "strict" and exp.strength > 0 and exp.n_fixed > 0
+    return exp.group != "none" and not relaxed
 
 
 def evaluate_run(
