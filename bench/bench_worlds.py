@@ -59,13 +59,6 @@ TEST_SEED, VAL_SEED = 10_000, 20_000
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def _mean_se(values: list[float]) -> tuple[float, float]:
-    """Mean and standard error (ddof 1) of a list; s.e. is NaN for one value."""
-    v = np.asarray(values, np.float64)
-    se = float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else math.nan
-    return float(v.mean()), se
-
-
 def _test_tasks(name: str, n_test: int) -> list:
     from workbench.data.registry import make_dataset
 
@@ -163,9 +156,10 @@ def _pool_map(jobs: list[tuple], workers: int, raw_path: Path) -> list[Any]:
 def _paired(a: list[list[float]], b: list[list[float]]) -> dict[str, Any]:
     """Paired differences a - b per seed (mean over test tasks, per-task s.e.) and over seeds."""
     from workbench.ceilings import per_task_difference
+    from workbench.evaluate import mean_se
 
     per_seed = [per_task_difference(np.asarray(x), np.asarray(y)) for x, y in zip(a, b, strict=True)]
-    mean, se = _mean_se([m for m, _ in per_seed])
+    mean, se = mean_se([m for m, _ in per_seed])
     return {
         "per_seed": [m for m, _ in per_seed],
         "per_seed_task_se": [s for _, s in per_seed],
@@ -178,6 +172,7 @@ def _paired(a: list[list[float]], b: list[list[float]]) -> dict[str, Any]:
 def summarise_dataset(name: str, rows: dict[str, list[dict]], ceil: dict[str, Any] | None) -> dict[str, Any]:
     """Per-model mean ± s.e. over seeds, gap split and paired differences for one dataset."""
     from workbench.ceilings import gap_split
+    from workbench.evaluate import mean_se
 
     out: dict[str, Any] = {"models": {}}
     if ceil is not None:
@@ -193,7 +188,7 @@ def summarise_dataset(name: str, rows: dict[str, list[dict]], ceil: dict[str, An
                 r.update(gap_split({**ceil, "loglik": r["loglik"]}, strict=model_name == "strict"))
             keys += ["gaussian_limit", "symmetry_headroom", "learning_shortfall"]
         for k in keys:
-            m[f"{k}_mean"], m[f"{k}_se"] = _mean_se([r[k] for r in runs])
+            m[f"{k}_mean"], m[f"{k}_se"] = mean_se([r[k] for r in runs])
         m["loglik_per_seed"] = [r["loglik"] for r in runs]
         out["models"][model_name] = m
     fixed = [r["loglik_per_task"] for r in rows["fixed-inputs"]]

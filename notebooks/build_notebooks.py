@@ -522,6 +522,7 @@ def nb02() -> list[NotebookNode]:
             import workbench.plot
             from workbench import Experiment, Task, get_group, load_run, run
             from workbench.ceilings import ceilings, equivariant_moments, per_task_difference
+            from workbench.evaluate import mean_se
             from workbench.data.registry import STRENGTH_DATASETS, make_dataset, parse_strength
             from workbench.evaluate import loglik_per_task, orbit_error
             from workbench.models import build_model
@@ -544,13 +545,6 @@ def nb02() -> list[NotebookNode]:
             tests = sampler.test_set(test_tasks, batch_size=16)  # the same tasks run() evaluates on
             base, _ = parse_strength(dataset)
             print(sampler)
-
-
-            def mean_se(values) -> tuple[float, float]:
-                \"\"\"Mean and standard error over seeds (NaN error for a single seed).\"\"\"
-                v = np.asarray(values, dtype=float)
-                se = float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")
-                return float(v.mean()), se
 
 
             def pm(mean: float, se: float) -> str:
@@ -2007,6 +2001,7 @@ def nb05() -> list[NotebookNode]:
             from workbench.evaluate import orbit_error
             from workbench.models import build_model
             from workbench.run import METRICS
+            from workbench.sweep import summarise
 
             if fast:
                 steps, test_tasks, seeds = min(steps, 3), min(test_tasks, 16), min(seeds, 2)
@@ -2159,10 +2154,12 @@ def nb05() -> list[NotebookNode]:
             Path(results_path).parent.mkdir(parents=True, exist_ok=True)
             results.to_netcdf(results_path)
             print(f"saved to {results_path}")
+            # Mean and standard error over seeds (NaN with a single seed: no error bar to draw).
             n = results.sizes["seed"]
-            mean = results.mean("seed", keep_attrs=True)
-            # Standard error over seeds (NaN with a single seed: then there is no error bar to draw).
-            se = results.std("seed", ddof=1) / math.sqrt(n) if n > 1 else results.mean("seed") * np.nan
+            summary = summarise(results, over="seed")
+            per_seed = [v for v in results.data_vars if "seed" in results[v].dims]
+            mean = xr.Dataset({v: summary[f"{v}_mean"] for v in per_seed})
+            se = xr.Dataset({v: summary[f"{v}_se"] for v in per_seed})
             results
             """
         ),

@@ -366,3 +366,14 @@ def test_run_reports_the_split() -> None:
     total = m["gaussian_limit"] + m["symmetry_headroom"] + m["learning_shortfall"]
     assert math.isclose(total, m["oracle_gap"], abs_tol=1e-12)
     assert math.isclose(m["oracle_gap"], m["oracle_loglik"] - m["loglik"], abs_tol=1e-12)
+
+
+def test_mean_se_and_paired_differences_use_the_sample_standard_error():
+    from workbench.ceilings import per_task_difference
+    from workbench.evaluate import mean_se
+
+    assert mean_se([1.0, 2.0, 3.0]) == pytest.approx((2.0, 1.0 / np.sqrt(3)))
+    mean, se = mean_se([0.5])
+    assert mean == 0.5 and np.isnan(se)  # one seed: no error bar
+    a, b = np.array([1.0, 2.0, 4.0]), np.array([0.0, 1.0, 1.0])
+    assert per_task_difference(a, b) == pytest.approx(mean_se(a - b))

@@ -394,9 +394,9 @@ def gap_split(metrics: dict[str, float], strict: bool) -> dict[str, float]:
 
 def per_task_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     """Mean and standard error of the paired difference ``a - b`` of two per-task arrays ``[n_tasks]``."""
-    diff = np.asarray(a, np.float64) - np.asarray(b, np.float64)
-    se = float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else float("nan")
-    return float(diff.mean()), se
+    from workbench.evaluate import mean_se
+
+    return mean_se(np.asarray(a, np.float64) - np.asarray(b, np.float64))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

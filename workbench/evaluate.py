@@ -28,6 +28,13 @@ def mean_loglik(model: NeuralProcess, tasks: Sequence[Task], *, fixed_inputs: bo
     return float(torch.cat(total).mean())
 
 
+def mean_se(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
+    """Mean and standard error (ddof 1) of some values, e.g. over seeds; the error is NaN for one value."""
+    v = np.asarray(values, dtype=np.float64)
+    se = float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else math.nan
+    return float(v.mean()), se
+
+
 @torch.no_grad()
 def loglik_per_task(model: NeuralProcess, tasks: Sequence[Task], *, fixed_inputs: bool = True) -> np.ndarray:
     """Mean log-likelihood per target of each task, ``[n_tasks]`` (float64), for paired differences."""
