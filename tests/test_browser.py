@@ -268,6 +268,9 @@ def test_charts_show_data_after_train_and_after_reload(lab, load):
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1500, "height": 1100})
+                # Every action waits as long as the chart checks: on a busy machine a reloaded page
+                # can take longer than playwright's 30 s default to scroll a tab into view.
+                page.set_default_timeout(timeout)
                 page.on(
                     "request",
                     lambda req: (

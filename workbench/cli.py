@@ -149,6 +149,8 @@ def _experiment_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from workbench.sweep import sweep
 
     given = _given(args)
@@ -163,13 +165,28 @@ def _sweep(args: argparse.Namespace) -> int:
             grid[name] = [_field_type(name)(v) for v in values.split(",")]
         if not grid:
             raise ValueError("give at least one --vary FIELD=V1,V2,...")
-        result = sweep(Experiment(**given), grid, workers=args.workers, progress=not args.no_progress)
+        # The file is checked before any training and rewritten after every finished run.
+        result = sweep(
+            Experiment(**given), grid, workers=args.workers, progress=not args.no_progress, out=args.out
+        )
     except ValueError as err:
         print(f"workbench: {err}", file=sys.stderr)
         return 2
-    result.to_netcdf(args.out)
     print(result)
     print(f"saved the sweep to {args.out}", file=sys.stderr)
+    failed = result["status"].values == "failed"
+    if failed.any():
+        lines = []
+        for index in zip(*np.nonzero(failed), strict=True):
+            point = {k: result[k].values[i] for k, i in zip(result["status"].dims, index, strict=True)}
+            label = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in point.items())
+            lines.append(f"  {label}: {result['error'].values[index]}")
+        print(
+            f"workbench: {int(failed.sum())} of {failed.size} runs failed (NaN metrics; their errors "
+            f"are in the 'error' variable of {args.out}):\n" + "\n".join(lines),
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
