@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8888
 
-.PHONY: lab test bench lint format clean
+.PHONY: lab test bench lint format notebooks clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,13 @@ bench: $(STAMP) $(KERNEL) $(REF_STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# Each notebook is a jupytext source (notebooks/NN_name.py) paired with its .ipynb: take the inputs from
+# whichever was edited last into the other, then strip outputs (executed copies stay out of git). Sync
+# first: stripping rewrites the .ipynb, which would then look newer than an edited source.
+notebooks: $(STAMP)
+	$(VENV)/bin/jupytext --sync notebooks/[0-9][0-9]_*.py
+	$(VENV)/bin/jupyter nbconvert --clear-output --inplace --log-level=WARN notebooks/*.ipynb
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
