@@ -100,6 +100,8 @@ class ComparePanel(w.VBox):
         self.error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        #: Guards ``runs``: the training thread adds to it while the main thread may be drawing it.
+        self._lock = threading.Lock()
         self.train_button = w.Button(description="Train missing", icon="play", button_style="success")
         self.stop_button = w.Button(description="Stop", icon="stop", button_style="danger", disabled=True)
         self.train_button.on_click(lambda _: self.train_missing())
@@ -195,8 +197,14 @@ class ComparePanel(w.VBox):
             on_main(self._idle)
 
     def _add(self, name: str, r: Run) -> None:
-        self.runs[name] = r
+        with self._lock:
+            self.runs[name] = r
         self.refresh()
+
+    def _snapshot(self) -> dict[str, Run]:
+        """A copy of the runs to draw from: ``runs`` may grow while a figure is being built."""
+        with self._lock:
+            return dict(self.runs)
 
     def _idle(self) -> None:
         self.train_button.disabled = not self.missing
@@ -211,12 +219,13 @@ class ComparePanel(w.VBox):
         if not self.running and not self.status.value:
             n = len(self.missing)
             self.status.value = f"{n} sibling(s) not trained yet: press Train missing" if n else ""
-        if not self.runs:
+        runs = self._snapshot()
+        if not runs:
             return
-        self._plot_gaps()
-        first = next(iter(dict(self.runs).values()))
+        self._plot_gaps(runs)
+        first = next(iter(runs.values()))
         if first.dim_x == 1:
-            self._plot_curves()
+            self._plot_curves(runs)
         else:  # the ladder above says it all for maps; no curves to draw
             self._box.layout.display = "none"
 
@@ -233,7 +242,7 @@ class ComparePanel(w.VBox):
         )
         head = "<tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>"
         rows = []
-        runs = dict(self.runs)
+        runs = self._snapshot()
         for name, plan in self.plans.items():
             exp = runs[name].experiment if name in runs else plan if isinstance(plan, Experiment) else None
             label = html.escape(label_of(name, exp))
@@ -261,10 +270,10 @@ class ComparePanel(w.VBox):
     def _colour(self, name: str) -> str:
         return COLOURS.get(name, COLOURS["approximate"])
 
-    def _plot_curves(self) -> None:
+    def _plot_curves(self, runs: Mapping[str, Run]) -> None:
         traces = []
         oracle_drawn = False
-        for name, r in self.runs.items():
+        for name, r in runs.items():
             src = LineSource(r, seed=self.seed)
             c = src.predict()
             if not oracle_drawn:
@@ -305,7 +314,7 @@ class ComparePanel(w.VBox):
             self.fig.layout.title = dict(text="predictive means on one test task", font=dict(size=13))
             self.fig.layout.xaxis.title, self.fig.layout.yaxis.title = "x", "y"
 
-    def _plot_gaps(self) -> None:
-        runs = {n: self.runs[n] for n in self.plans if n in self.runs}
+    def _plot_gaps(self, runs: Mapping[str, Run]) -> None:
+        runs = {n: runs[n] for n in self.plans if n in runs}
         labels = {n: label_of(n, r.experiment) for n, r in runs.items()}
         self.gaps.replace(gap_figure(runs, labels))

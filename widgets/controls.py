@@ -189,6 +189,11 @@ class Controls(w.VBox):
             no_relax = self._offer(
                 self.relaxation, "relaxation", RELAXATIONS, probe, relaxation or self.relaxation.value
             )
+        except ValueError as err:
+            # E.g. the dataset file has gone since it was picked: say so here, where the user looks;
+            # an exception in a change handler would only reach the kernel's log.
+            self._show_error(err)
+            return
         finally:
             self._updating = False
         self.group.tooltip = "not offered: " + _why_not(no_group) if no_group else "every group fits"
@@ -210,6 +215,13 @@ class Controls(w.VBox):
         self.dataset.tooltip = DATASETS.get(self.dataset.value, (0, "your own data"))[1]
         self._apply_enabled()
         self.help.value = self._help_text(no_group, no_relax)
+
+    def _show_error(self, err: ValueError) -> None:
+        """Show why the chosen settings are not valid in the help panel."""
+        self.help.value = (
+            "<div class='aenp-error' style='color:#b00020;font-size:90%'>"
+            f"<b>these settings are not valid</b>: {html.escape(_reason(err))}</div>"
+        )
 
     def _apply_enabled(self) -> None:
         free = self.group.value == "none"

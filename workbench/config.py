@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -30,12 +33,46 @@ MODEL_GROUPS: dict[str, tuple[str, ...]] = {
 }
 
 DEVICES = ("auto", "cpu", "cuda")
+#: Upper bounds of the sizes: beyond them a run does not fail, it just never finishes (or fills memory).
+MAX_BATCH_SIZE = 4096
+MAX_TEST_TASKS = 100_000
 #: Learning-rate schedules over the steps of one training call (see ``workbench.train.train``).
 SCHEDULES = ("cosine", "constant")
 
 
 def _choices(name: str, value: Any, valid: Any) -> ValueError:
     return ValueError(f"Experiment.{name} = {value!r} is not valid; choose one of: {', '.join(valid)}")
+
+
+def _is_bool(value: Any) -> bool:
+    # bool is an int subclass (and numpy's bool_ converts to one): True would silently mean 1.
+    return isinstance(value, (bool, np.bool_))
+
+
+def _is_number(value: Any) -> bool:
+    # Plain Python numbers only: the experiment is written as JSON, which numpy scalars are not.
+    return isinstance(value, (int, float)) and not _is_bool(value)
+
+
+def _not_bool(value: Any) -> str:
+    return " (a bool is not a number here)" if _is_bool(value) else ""
+
+
+def check_box(box: Any, what: str = "box") -> tuple[tuple[float, float], ...]:
+    """A box ``((lo, hi), ...)`` as floats with ``lo < hi`` on every axis, or a clear error why not."""
+    try:
+        out = tuple((float(lo), float(hi)) for lo, hi in box)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{what} = {box!r} must be ((lo, hi), ...) with one pair per input dimension"
+        ) from None
+    for axis, (lo, hi) in enumerate(out):
+        if not (math.isfinite(lo) and math.isfinite(hi)) or not lo < hi:
+            raise ValueError(
+                f"{what} = {box!r} is inverted or empty on axis {axis} ({lo} > {hi} or equal); "
+                "give ((lo, hi), ...) with lo < hi, both finite"
+            )
+    return out
 
 
 @dataclass
@@ -95,25 +132,7 @@ class Experiment:
                 "Experiment.relaxation = 'residual-pathway' is not built yet; "
                 "use 'fixed-inputs' (the paper's method), 'relaxed-conv' or 'strict'"
             )
-        if not isinstance(self.strength, (int, float)) or not 0.0 <= float(self.strength) <= 1.0:
-            raise ValueError(f"Experiment.strength = {self.strength!r} must be a number in [0, 1]")
-        for name, lo in (
-            ("n_fixed", 0),
-            ("steps", 0),
-            ("batch_size", 1),
-            ("test_tasks", 1),
-            ("seed", 0),
-            ("validate_every", 0),
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < lo:
-                raise ValueError(f"Experiment.{name} = {value!r} must be an integer >= {lo}")
-        for name in ("width", "depth"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"Experiment.{name} = {value!r} must be a positive integer or None")
-        if not isinstance(self.lr, (int, float)) or not self.lr > 0:
-            raise ValueError(f"Experiment.lr = {self.lr!r} must be a positive number")
+        self._check_numbers()
         if self.device not in DEVICES:
             raise _choices("device", self.device, DEVICES)
         if self.lr_schedule not in SCHEDULES:
@@ -144,6 +163,39 @@ class Experiment:
         except ValueError as err:
             name = self.dataset if isinstance(self.dataset, str) else "a gridded field"
             raise ValueError(f"Experiment.group = {self.group!r} with dataset {name!r}: {err}") from None
+
+    def _check_numbers(self) -> None:
+        """Types and bounds of the numeric fields; a bool is refused (True would mean 1)."""
+        s = self.strength
+        if not _is_number(s) or not 0.0 <= float(s) <= 1.0:
+            raise ValueError(f"Experiment.strength = {s!r} must be a number in [0, 1]{_not_bool(s)}")
+        for name, lo, hi in (
+            ("n_fixed", 0, None),
+            ("steps", 0, None),
+            ("batch_size", 1, MAX_BATCH_SIZE),
+            ("test_tasks", 1, MAX_TEST_TASKS),
+            ("seed", 0, None),
+            ("validate_every", 0, None),
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or _is_bool(value) or value < lo:
+                raise ValueError(
+                    f"Experiment.{name} = {value!r} must be an integer >= {lo}{_not_bool(value)}"
+                )
+            if hi is not None and value > hi:
+                raise ValueError(
+                    f"Experiment.{name} = {value!r} is too large: at most {hi} (an integer in [{lo}, {hi}])"
+                )
+        for name in ("width", "depth"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or _is_bool(value) or value < 1):
+                raise ValueError(
+                    f"Experiment.{name} = {value!r} must be a positive integer or None{_not_bool(value)}"
+                )
+        if not _is_number(self.lr) or not 0 < float(self.lr) < math.inf:
+            raise ValueError(
+                f"Experiment.lr = {self.lr!r} must be a finite positive number{_not_bool(self.lr)}"
+            )
 
     @property
     def is_free(self) -> bool:

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from workbench.config import check_box
 from workbench.groups import Element, Group
 from workbench.models.base import NeuralProcess
 from workbench.nn.fixed_inputs import Box, inside_box
@@ -23,8 +24,7 @@ def _device(model: NeuralProcess) -> torch.device:
 def mean_loglik(model: NeuralProcess, tasks: Sequence[Task], *, fixed_inputs: bool = True) -> float:
     """Mean log-likelihood per target over all tasks (nats; higher is better)."""
     model.eval()
-    dev = _device(model)
-    total = [model.loglik(t.to(dev), fixed_inputs=fixed_inputs) for t in tasks]
+    total = [model.loglik(t.for_model(model), fixed_inputs=fixed_inputs) for t in tasks]
     return float(torch.cat(total).mean())
 
 
@@ -39,8 +39,7 @@ def mean_se(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
 def loglik_per_task(model: NeuralProcess, tasks: Sequence[Task], *, fixed_inputs: bool = True) -> np.ndarray:
     """Mean log-likelihood per target of each task, ``[n_tasks]`` (float64), for paired differences."""
     model.eval()
-    dev = _device(model)
-    per = [model.loglik(t.to(dev), fixed_inputs=fixed_inputs).double().cpu() for t in tasks]
+    per = [model.loglik(t.for_model(model), fixed_inputs=fixed_inputs).double().cpu() for t in tasks]
     return torch.cat(per).numpy()
 
 
@@ -56,10 +55,9 @@ def delta_equiv(model: NeuralProcess, tasks: Sequence[Task]) -> float:
     if not model.has_fixed_inputs:
         return 0.0
     model.eval()
-    dev = _device(model)
     diffs = []
     for t in tasks:
-        t = t.to(dev)
+        t = t.for_model(model)
         diffs.append((model.predict(t).mean - model.predict(t, fixed_inputs=False).mean).abs().flatten())
     return float(torch.cat(diffs).mean())
 
@@ -112,6 +110,7 @@ def orbit_error(
     part (default: a quarter of the box width); rotations and reflections are about the box centre.
     Zero (to float tolerance) for a model that is equivariant to ``group``.
     """
+    box = check_box(box)
     model.eval()
     dev = _device(model)
     if shift is None:
@@ -121,8 +120,8 @@ def orbit_error(
     for task in tasks:
         g = _elements_keeping_context_in_box(group, task, box, shift, generator)
         moved = transform_task(task, g)
-        mu = model.predict(task.to(dev), fixed_inputs=fixed_inputs).mean
-        mu_moved = model.predict(moved.to(dev), fixed_inputs=fixed_inputs).mean
+        mu = model.predict(task.for_model(model), fixed_inputs=fixed_inputs).mean
+        mu_moved = model.predict(moved.for_model(model), fixed_inputs=fixed_inputs).mean
         valid = (inside_box(task.xt, box) & inside_box(moved.xt, box)).to(dev)
         err = (mu_moved - mu).abs().mean(-1)  # [b, nt]
         total += float((err * valid).sum())
@@ -157,6 +156,7 @@ def _fixed_element_error(
     ``relative`` divides by the mean |mu - mean mu| over the same targets, so models with different output
     scales (e.g. untrained ones) compare fairly.
     """
+    box = check_box(box)
     model.eval()
     dev = _device(model)
     centre = _box_centre(box)
@@ -164,8 +164,8 @@ def _fixed_element_error(
     for task in tasks:
         g = make(task)
         moved = transform_task(task, g)
-        mu = model.predict(task.to(dev), **kw).mean
-        mu_moved = model.predict(moved.to(dev), **kw).mean
+        mu = model.predict(task.for_model(model), **kw).mean
+        mu_moved = model.predict(moved.for_model(model), **kw).mean
         valid = inside_box(task.xt, box) & inside_box(moved.xt, box)
         if radius is not None:
             valid &= (task.xt - centre.to(task.xt.dtype)).norm(dim=-1) <= radius

@@ -6,9 +6,12 @@ Importing this module never imports cartopy; :func:`configure_cartopy` does, and
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
+import shutil
 import tempfile
+import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -60,15 +63,19 @@ def configure_cartopy() -> None:
     """Point cartopy at the shipped Natural Earth files and an empty download folder: maps stay offline.
 
     ``pre_existing_data_dir`` is searched first, so the shipped shapefiles are used; ``data_dir`` (where
-    cartopy would download to, and look second) is a fresh temporary folder, so nothing stale or
-    user-specific is picked up either. Idempotent.
+    cartopy would download to, and look second) is a per-process path in the temporary folder that is
+    not created: nothing stale or user-specific is picked up, and no empty folder is left behind in
+    every process that plots. Should cartopy ever create it, it is removed at exit. Idempotent.
     """
     global _OFFLINE_DATA_DIR
     import cartopy
 
     cartopy.config["pre_existing_data_dir"] = str(datasets_dir() / "natural_earth")
     if _OFFLINE_DATA_DIR is None:
-        _OFFLINE_DATA_DIR = tempfile.mkdtemp(prefix="aenp-cartopy-")
+        _OFFLINE_DATA_DIR = os.path.join(
+            tempfile.gettempdir(), f"aenp-cartopy-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        )
+        atexit.register(shutil.rmtree, _OFFLINE_DATA_DIR, ignore_errors=True)
     cartopy.config["data_dir"] = _OFFLINE_DATA_DIR
 
 

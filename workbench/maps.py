@@ -40,6 +40,11 @@ def map_grid(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cell-centred (lats, lons) over a region: ``resolution`` degrees, or ``n`` points on the longer side."""
     lon0, lon1, lat0, lat1 = region
+    if not (lon0 < lon1 and lat0 < lat1):
+        raise ValueError(
+            f"region {tuple(region)} is inverted or empty (lon_min {lon0:g} > lon_max {lon1:g} or lat_min "
+            f"{lat0:g} > lat_max {lat1:g}, or equal); give (lon_min, lon_max, lat_min, lat_max)"
+        )
     if resolution is None:
         resolution = max(lon1 - lon0, lat1 - lat0) / n
     if not resolution > 0:
@@ -197,13 +202,31 @@ def _sampler_of(run: Run) -> GeoSampler:
 
 
 def _context_of(sampler: GeoSampler, context: Any) -> Stations:
+    if isinstance(context, (bool, np.bool_)):
+        # bool is an int: True would silently pick index 1 (or February 1970 for a month).
+        raise ValueError(
+            f"context = {context!r} is a bool; give None (the default), a month, year or date, an index, "
+            "a seed, or your own stations (a dict or DataFrame with lon, lat, value)"
+        )
     if isinstance(context, Stations):
         return context
     if isinstance(context, dict) or hasattr(context, "columns"):
         st = as_stations(context, sampler.variable)
         st.region = st.region or sampler.map_region
+        if not sampler.coords.planar:
+            st.lon = near_longitudes(st.lon, sampler.coords.lon_centre)
         return st
     return sampler.context(context)
+
+
+def near_longitudes(lon: np.ndarray, centre: float) -> np.ndarray:
+    """Longitudes shifted by whole turns to lie within 180 degrees of ``centre`` (the data's convention).
+
+    A grid or stations in 0..360 over data in -180..180 (or the other way round) would otherwise sit
+    a whole turn away from the data, outside the box.
+    """
+    lon = np.asarray(lon, np.float64)
+    return centre + ((lon - centre + 180.0) % 360.0) - 180.0
 
 
 def predict_map(
@@ -227,7 +250,9 @@ def predict_map(
     sampler = sampler or _sampler_of(run)
     coords = sampler.coords
     st = _context_of(sampler, context)
-    lats, lons = _resolve_grid(grid, st.region or sampler.map_region, resolution)
+    lats, asked = _resolve_grid(grid, st.region or sampler.map_region, resolution)
+    # Compute in the data's longitude convention; label the map with the longitudes asked for.
+    lons = asked if coords.planar else asked + 360.0 * round((coords.lon_centre - asked.mean()) / 360.0)
     lon2, lat2 = np.meshgrid(lons, lats)  # [lat, lon]
     model = run.model
     extent = _model_extent(model)
@@ -290,7 +315,7 @@ def predict_map(
         },
         coords={
             "lat": ("lat", lats, _coord_attrs("lat", coords.planar)),
-            "lon": ("lon", lons, _coord_attrs("lon", coords.planar)),
+            "lon": ("lon", asked, _coord_attrs("lon", coords.planar)),
             "channel": ("channel", np.arange(t.shape[0])),
         },
     )

@@ -30,6 +30,17 @@ class Task:
         if self.mask_c is None:
             self.mask_c = torch.ones(self.xc.shape[:2], dtype=torch.bool, device=self.xc.device)
         self.validate()
+        self._zero_padding()
+
+    def _zero_padding(self) -> None:
+        """Put zeros in the masked-out context entries, so whatever was there never reaches a model.
+
+        Models multiply by the mask, and 0 * NaN is NaN: select (``torch.where``), do not multiply.
+        """
+        pad = ~self.mask_c[..., None]
+        if bool(pad.any()):
+            self.xc = torch.where(pad, torch.zeros((), dtype=self.xc.dtype, device=self.xc.device), self.xc)
+            self.yc = torch.where(pad, torch.zeros((), dtype=self.yc.dtype, device=self.yc.device), self.yc)
 
     def validate(self) -> None:
         """Check shapes and values once, with errors that say what is wrong."""
@@ -57,10 +68,34 @@ class Task:
             if value is None:
                 continue
             bad = ~torch.isfinite(value)
+            where = ""
             if name in ("xc", "yc"):
                 bad = bad & self.mask_c[..., None]
+                where = " among its real context points (mask_c True; padding may hold anything)"
             if bad.any():
-                raise ValueError(f"Task.{name} has {int(bad.sum())} NaN or infinite values")
+                raise ValueError(
+                    f"Task.{name} has {int(bad.sum())} NaN or infinite values{where}; "
+                    "drop missing observations, or mark them False in mask_c"
+                )
+
+    def for_model(self, model: torch.nn.Module) -> Task:
+        """This task on the model's device and float dtype, after checking it has the model's dimensions.
+
+        A float64 task given to a float32 model is cast (and vice versa); a task of another input or
+        output dimension (e.g. 2-D test tasks for a 1-D model) is a clear error instead of a reshape
+        failure deep inside the model.
+        """
+        for name, have in (("dim_x", self.dim_x), ("dim_y", self.dim_y)):
+            want = getattr(model, name, None)
+            if want is not None and want != have:
+                raise ValueError(
+                    f"the task has {name} = {have} but the model was built for {name} = {want}: "
+                    "train and test tasks must come from data of the same dimensions"
+                )
+        param = next(model.parameters(), None)
+        if param is None:
+            return self
+        return self.to(param.device, dtype=param.dtype)
 
     @property
     def batch_size(self) -> int:

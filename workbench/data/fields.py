@@ -18,9 +18,11 @@ replacement only when fewer than ``nt`` cells are left). Time steps are split ch
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -255,11 +257,15 @@ class GeoSampler:
         """Number of distinct time steps in a split (``None`` for endless synthetic data)."""
         return None
 
-    def batches(self, batch_size: int, seed: int) -> Iterator[Task]:
-        """Endless reproducible stream of training batches: the same seed gives the same tasks."""
-        rng = np.random.default_rng(seed)
+    def batches(self, batch_size: int, seed: int, start: int = 0) -> Iterator[Task]:
+        """Endless reproducible stream of training batches ``start, start + 1, ...``: the same seed gives
+        the same tasks. Batch k has its own generator seeded from ``(seed, k)``, so a resumed run
+        starts at its step without replaying the batches before it."""
+        k = start
         while True:
+            rng = np.random.default_rng(np.random.SeedSequence([seed, k]))
             yield collate([self._draw("train", None, rng) for _ in range(batch_size)])
+            k += 1
 
     def task_set(self, split: str, n_tasks: int, batch_size: int = 16, seed: int = 10_000) -> list[Task]:
         """``n_tasks`` tasks of a split in batches; time steps are taken in order, cycling when needed."""
@@ -366,7 +372,13 @@ class FieldSampler(GeoSampler):
         span: float = 3.0,
         planar: bool = False,
     ) -> None:
-        field = check_field(field)
+        n_given = field.sizes.get("time", 1) if isinstance(field, xr.DataArray) else None
+        field = check_field(field, planar)
+        if splits is not None and field.sizes["time"] != n_given:
+            raise ValueError(
+                f"{name}: time steps were dropped from the field, so the given splits no longer match it; "
+                "drop them first (or pass no splits)"
+            )
         lon, lat = field["lon"].values, field["lat"].values
         super().__init__(train_region=(lon.min(), lon.max(), lat.min(), lat.max()), span=span)
         self.name = name
@@ -420,19 +432,29 @@ class FieldSampler(GeoSampler):
         return interp_grid(self.elevation, lon, lat)
 
     def _time_index(self, key: Any) -> int:
-        """A time step from an index, a year, or a date string such as ``'2050'`` or ``'1990-07'``."""
+        """A time step from an index, a year, a time value or a date string such as ``'2050'``, ``'1990-07'``.
+
+        An integer is first looked up as a year (datetime times) or a time value (numeric times),
+        then as an index.
+        """
         times = self.field["time"].values
         n = len(times)
-        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
-            if np.issubdtype(times.dtype, np.datetime64):
-                years = times.astype("datetime64[Y]").astype(int) + 1970
-                hit = np.flatnonzero(years == int(key))
+        is_date = np.issubdtype(times.dtype, np.datetime64)
+        if isinstance(key, (bool, np.bool_)):
+            raise ValueError(
+                f"context = {key!r} is a bool; give an index in [0, {n}), "
+                + ("a year or a date string" if is_date else "a time value of the data")
+            )
+        if isinstance(key, (int, np.integer)):
+            values = times.astype("datetime64[Y]").astype(int) + 1970 if is_date else times
+            if np.issubdtype(np.asarray(values).dtype, np.number):
+                hit = np.flatnonzero(values == int(key))
                 if len(hit):
                     return int(hit[0])
             if -n <= int(key) < n:
                 return int(key) % n
-            raise ValueError(f"context = {key} is neither a year of the data nor an index in [0, {n})")
-        if np.issubdtype(times.dtype, np.datetime64):
+            raise ValueError(f"context = {key} is neither a year/time of the data nor an index in [0, {n})")
+        if is_date:
             text = np.datetime_as_string(times, unit="D")
             hit = [i for i, s in enumerate(text) if s.startswith(str(key))]
             if hit:
@@ -440,7 +462,17 @@ class FieldSampler(GeoSampler):
             raise ValueError(
                 f"context = {key!r} matches no time step; the data run from {text[0]} to {text[-1]}"
             )
-        raise ValueError(f"context = {key!r}: give an index in [0, {n})")
+        hit = [i for i, v in enumerate(times) if str(v) == str(key)]
+        if hit:
+            return hit[0]
+        raise ValueError(f"context = {key!r}: give an index in [0, {n}) or a time value of the data")
+
+    def time_label(self, t: int) -> str:
+        """How time step ``t`` is named on a map: its date, or its time value for numeric times."""
+        value = self.field["time"].values[t]
+        if np.issubdtype(np.asarray(value).dtype, np.datetime64):
+            return str(np.datetime_as_string(value, unit="D"))
+        return str(value)
 
     def context(self, key: Any = None, n_stations: int | None = None, seed: int = 0) -> Stations:
         """A map context: ``n_stations`` random valid cells of one time step (default: the first test step).
@@ -452,7 +484,7 @@ class FieldSampler(GeoSampler):
         n = n_stations if n_stations is not None else (self.nc_min + self.nc_max) // 2
         pick = np.random.default_rng(seed).permutation(valid)[: min(n, len(valid))]
         step = self.field.isel(time=t)
-        label = str(np.datetime_as_string(step["time"].values, unit="D")) if "time" in step.coords else str(t)
+        label = self.time_label(t) if "time" in step.coords else str(t)
 
         def truth(lon: np.ndarray, lat: np.ndarray, step: xr.DataArray = step) -> np.ndarray:
             return interp_grid(step, lon, lat)
@@ -486,7 +518,7 @@ def _spatial_names(obj: xr.DataArray | xr.Dataset) -> tuple[str, str] | None:
     return None
 
 
-def _standardise(da: xr.DataArray, what: str) -> tuple[xr.DataArray, bool]:
+def _standardise(da: xr.DataArray, what: str, planar: bool | None = None) -> tuple[xr.DataArray, bool]:
     """Rename spatial coordinates to lon/lat, sort them ascending, wrap longitudes to -180..180."""
     names = _spatial_names(da)
     if names is None:
@@ -495,21 +527,75 @@ def _standardise(da: xr.DataArray, what: str) -> tuple[xr.DataArray, bool]:
             "it needs spatial coordinates lat/lon, latitude/longitude or x/y"
         )
     lon, lat = names
-    planar = lon == "x"
+    planar = lon == "x" if planar is None else planar
     da = da.rename({lon: "lon", lat: "lat"}) if (lon, lat) != ("lon", "lat") else da
     if da["lon"].ndim != 1 or da["lat"].ndim != 1 or "lon" not in da.dims or "lat" not in da.dims:
         raise ValueError(f"{what}: lat and lon must be 1-D dimension coordinates (a regular grid)")
-    if not planar and float(da["lon"].max()) > 180:
-        # ERA5 longitudes run 0..360; the workbench (and Natural Earth) use -180..180.
-        da = da.assign_coords(lon=((da["lon"] + 180) % 360) - 180)
+    _check_coordinates(da, what, planar)
+    if not planar:
+        da = da.assign_coords(lon=continuous_longitudes(da["lon"].values))
     return da.sortby(["lat", "lon"]), planar
 
 
-def check_field(field: xr.DataArray) -> xr.DataArray:
-    """A field as ``(time, lat, lon)`` float with ascending coordinates, or a clear error why not."""
+def _check_coordinates(da: xr.DataArray, what: str, planar: bool) -> None:
+    """Finite, distinct coordinates; on the globe, latitudes in [-90, 90] and longitudes in one turn."""
+    for name, long in (("lat", "latitude"), ("lon", "longitude")):
+        values = np.asarray(da[name].values, np.float64)
+        if not np.isfinite(values).all():
+            raise ValueError(
+                f"{what}: a {long} coordinate is NaN or infinite; every grid line needs a position"
+            )
+        uniq, counts = np.unique(values, return_counts=True)
+        if (counts > 1).any():
+            raise ValueError(
+                f"{what} repeats a {long}: {uniq[counts > 1][:5].tolist()}; grid lines must differ"
+            )
+    if planar:
+        return
+    lat, lon = da["lat"].values, da["lon"].values
+    if lat.min() < -90 or lat.max() > 90:
+        raise ValueError(
+            f"{what}: latitudes run {lat.min():g} .. {lat.max():g}; they must lie in -90 .. 90 degrees "
+            "(for planar coordinates name them x/y)"
+        )
+    if lon.min() < -360 or lon.max() > 360 or lon.max() - lon.min() >= 360:
+        raise ValueError(
+            f"{what}: longitudes run {lon.min():g} .. {lon.max():g}; they must lie in -180 .. 180 or "
+            "0 .. 360 degrees and span less than a full turn"
+        )
+
+
+def continuous_longitudes(lon: np.ndarray) -> np.ndarray:
+    """Longitudes in degrees as one continuous range: -180..180 unless the data cross the dateline.
+
+    ERA5 runs 0..360; a cut across the dateline (a Pacific box 150..270) wrapped to -180..180 would
+    become two pieces a whole box apart. The largest gap between neighbouring longitudes on the circle
+    is where the data end: the range starts after it, shifted so its centre lies in -180..180.
+    """
+    lon = np.asarray(lon, np.float64)
+    wrapped = ((lon + 180.0) % 360.0) - 180.0
+    if len(lon) < 2:
+        return wrapped
+    order = np.sort(wrapped)
+    gaps = np.diff(np.r_[order, order[0] + 360.0])  # the last gap is the one across the dateline
+    k = int(np.argmax(gaps))
+    if k == len(order) - 1 or gaps[k] <= 1.5 * gaps[-1]:
+        return wrapped  # the data do not cross the dateline (or go all the way round)
+    start = order[k + 1]
+    out = start + (wrapped - start) % 360.0
+    centre = (out.min() + out.max()) / 2
+    return out - 360.0 if centre > 180 else out
+
+
+def check_field(field: xr.DataArray, planar: bool | None = None) -> xr.DataArray:
+    """A field as ``(time, lat, lon)`` float with ascending coordinates, or a clear error why not.
+
+    Time steps with fewer than 2 valid cells cannot make a task: they are dropped with a warning.
+    ``planar`` (default: from the coordinate names) skips the checks of degrees.
+    """
     if not isinstance(field, xr.DataArray):
         raise TypeError(f"a field must be an xarray.DataArray, got {type(field).__name__}")
-    field, _ = _standardise(field, f"field {_describe(field)}")
+    field, planar = _standardise(field, f"field {_describe(field)}", planar)
     extra = [d for d in field.dims if d not in ("lat", "lon")]
     if len(extra) > 1:
         raise ValueError(
@@ -526,13 +612,51 @@ def check_field(field: xr.DataArray) -> xr.DataArray:
         raise ValueError(f"field {_describe(field)} is empty along {empty}")
     if not np.issubdtype(field.dtype, np.number):
         raise ValueError(f"field {_describe(field)} has non-numeric dtype {field.dtype}")
-    valid = np.isfinite(np.asarray(field.values, dtype=np.float64))
+    for dim, long in (("lat", "latitude"), ("lon", "longitude")):
+        if field.sizes[dim] < 2:
+            raise ValueError(
+                f"field {_describe(field)} has 1 {long} ({float(field[dim][0]):g}): a task needs a "
+                f"2-D spread of points, so give at least 2 latitudes and 2 longitudes"
+            )
+    values = np.asarray(field.values, dtype=np.float64)
+    _check_infinite(field, values)
+    valid = np.isfinite(values)
     if not valid.any():
         raise ValueError(f"field {_describe(field)} is all NaN: nothing to learn from")
     per_step = valid.reshape(valid.shape[0], -1).sum(-1)
     if per_step.max() < 2:
         raise ValueError(f"field {_describe(field)} has fewer than 2 valid cells per time step")
+    for axis, dim, long, side in ((2, "lon", "longitude", "width"), (1, "lat", "latitude", "height")):
+        used = valid.any(axis=tuple(a for a in (0, 1, 2) if a != axis))
+        if used.sum() < 2:
+            raise ValueError(
+                f"the valid cells of field {_describe(field)} lie on one {long} "
+                f"({float(field[dim][used.argmax()]):g}): the training box has zero {side}; "
+                f"a field needs valid cells at 2 or more latitudes and longitudes"
+            )
+    few = np.flatnonzero(per_step < 2)
+    if len(few):
+        warnings.warn(
+            f"field {_describe(field)}: {len(few)} time step(s) with fewer than 2 valid cells "
+            f"cannot make a task and were dropped (indices {few[:10].tolist()})",
+            UserWarning,
+            stacklevel=2,
+        )
+        field = field.isel(time=np.flatnonzero(per_step >= 2))
     return field
+
+
+def _check_infinite(field: xr.DataArray, values: np.ndarray) -> None:
+    """Infinite values are not missing data (NaN is): refuse them, saying where the first one is."""
+    inf = np.isinf(values)
+    if not inf.any():
+        return
+    t, i, j = np.argwhere(inf)[0]
+    where = f"time index {t}, lat {float(field['lat'][i]):g}, lon {float(field['lon'][j]):g}"
+    raise ValueError(
+        f"field {_describe(field)} has {int(inf.sum())} infinite value(s) (the first at {where}); "
+        "mark missing cells with NaN, which are skipped, and fix or drop the others"
+    )
 
 
 def _elevation_of(ds: xr.Dataset, skip: str) -> xr.DataArray | None:
@@ -589,14 +713,36 @@ def as_field(obj: Any) -> tuple[xr.DataArray, xr.DataArray | None, bool]:
     if 0 in obj.shape:
         raise ValueError(f"field {what} is empty along {[d for d, s in obj.sizes.items() if s == 0]}")
     field, planar = _standardise(obj, f"field {what}")
-    return check_field(field), elevation, planar
+    return check_field(field, planar), elevation, planar
 
 
 @functools.lru_cache(maxsize=8)
 def _open(path: str, mtime: float) -> xr.Dataset:
     """A NetCDF file, fully loaded (cached on path and modification time)."""
-    with xr.open_dataset(path) as ds:
+    with open_netcdf(path) as ds:
         return ds.load()
+
+
+@contextlib.contextmanager
+def open_netcdf(path: str | os.PathLike) -> Iterator[xr.Dataset]:
+    """``xr.open_dataset`` whose failures to read (a truncated or foreign file) name the file and a fix."""
+    try:
+        ds = xr.open_dataset(path)
+    except (OSError, ValueError, RuntimeError) as err:
+        raise unreadable(path, err) from None
+    with ds:
+        try:
+            yield ds
+        except (OSError, RuntimeError) as err:  # reading the data part of a truncated file
+            raise unreadable(path, err) from None
+
+
+def unreadable(path: str | os.PathLike, err: BaseException) -> ValueError:
+    """The error for a file that exists but is not readable NetCDF."""
+    return ValueError(
+        f"file {str(path)!r} cannot be read as NetCDF ({type(err).__name__}: {err}); is it truncated "
+        "(an interrupted download or copy) or not a NetCDF file? Write or download it again"
+    )
 
 
 def read_era5(path: str | os.PathLike) -> tuple[xr.DataArray, xr.DataArray | None]:
@@ -638,7 +784,7 @@ def read_era5(path: str | os.PathLike) -> tuple[xr.DataArray, xr.DataArray | Non
 
 @functools.lru_cache(maxsize=1)
 def _hadcm3(path: str) -> xr.DataArray:
-    with xr.open_dataset(path) as ds:
+    with open_netcdf(path) as ds:
         return ds["t2m"].load()
 
 
@@ -705,9 +851,9 @@ def check_dataset(value: Any, what: str = "Experiment.dataset") -> int:
                 read_era5(path)
                 return 2
             if value.startswith("terrain:"):
-                from workbench.data.terrain import parse_terrain
+                from workbench.data.terrain import check_terrain
 
-                parse_terrain(value)
+                check_terrain(value)
                 return 2
             if value.endswith(".nc") or Path(value).expanduser().is_file():
                 as_field(value)

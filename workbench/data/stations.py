@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from workbench.data.fields import Draw, GeoSampler, Stations, interp_grid, split_points
+from workbench.data.fields import Draw, GeoSampler, Stations, interp_grid, open_netcdf, split_points
 from workbench.geo import dataset_file
 
 #: The extent of the stations and of the elevation grid (lon_min, lon_max, lat_min, lat_max).
@@ -39,7 +39,7 @@ VARIABLES = {
 @functools.lru_cache(maxsize=2)
 def load_colorado(path: str | None = None) -> xr.Dataset:
     """The Colorado station file, fully loaded (1.2 MB; cached)."""
-    with xr.open_dataset(path or dataset_file("colorado_temperature.nc")) as ds:
+    with open_netcdf(path or dataset_file("colorado_temperature.nc")) as ds:
         return ds.load()
 
 
@@ -154,7 +154,12 @@ class ColoradoSampler(GeoSampler):
         """Index into the time axis of a month given as ``'1990-07'``, a datetime, or an index."""
         d = self._data
         n = len(d["time"])
-        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        if isinstance(key, (bool, np.bool_)):
+            # np.datetime64(True, "M") is 1970-02: a bool must never pass for a month.
+            raise ValueError(
+                f"context = {key!r} is a bool; give a month 'YYYY-MM' in 1895-01 .. 1997-12 or an index"
+            )
+        if isinstance(key, (int, np.integer)):
             if -n <= int(key) < n:
                 return int(key) % n
             raise ValueError(f"context = {key} is not a month index in [0, {n})")

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from workbench.data.fields import Draw, GeoSampler, Stations, interp_grid
+from workbench.data.fields import Draw, GeoSampler, Stations, interp_grid, open_netcdf
 from workbench.geo import Coords, Region, dataset_file
 
 #: Named boxes of ``terrain:REGION`` (lon_min, lon_max, lat_min, lat_max).
@@ -53,6 +53,13 @@ US_EAST: Region = (-98.0, -66.5, 24.0, 50.0)
 LAPSE_RATE = -6.5
 
 _REGION_HELP = "alps, rockies, himalaya, LON0,LON1,LAT0,LAT1 or TRAIN->TEST (e.g. alps->rockies)"
+
+#: Stations sit on land cells: a box with less land than this trains on a handful of repeated points.
+MIN_LAND_FRACTION = 0.05
+
+#: Largest ratio of east-west scale across a box (cos of the centre over cos of the poleward edge)
+#: that the local equirectangular projection of ``workbench.geo.Coords`` is allowed to distort.
+MAX_DISTORTION = 2.0
 
 
 def parse_region(text: str) -> tuple[str, Region]:
@@ -88,9 +95,51 @@ def parse_terrain(name: str) -> tuple[tuple[str, Region], tuple[str, Region]]:
     return r, r
 
 
+@functools.lru_cache(maxsize=32)
+def check_terrain(name: str) -> None:
+    """Refuse a ``terrain:`` name whose boxes cannot make tasks: too little land, or too near a pole.
+
+    Reads only the boxes' part of the global elevation grid (cached), so ``Experiment`` can call it.
+    """
+    (_, train), (_, test) = parse_terrain(name)
+    for which, region in (("training", train), ("test", test)):
+        if which == "test" and test == train:
+            break
+        _check_land(name, which, region)
+        _check_polar(name, which, region)
+
+
+def _check_polar(name: str, which: str, region: Region) -> None:
+    lat0, lat1 = region[2], region[3]
+    centre = math.cos(math.radians((lat0 + lat1) / 2))
+    edge = math.cos(math.radians(max(abs(lat0), abs(lat1))))
+    factor = centre / edge if edge > 1e-9 else math.inf
+    if factor > MAX_DISTORTION:
+        raise ValueError(
+            f"{name}: the {which} region {region} is polar (latitudes {lat0:g} .. {lat1:g}): the "
+            f"workbench's local lon/lat projection would distort east-west distances by x{factor:.3g} "
+            f"across it (at most x{MAX_DISTORTION:g}); choose a box further from the pole or narrower "
+            "in latitude"
+        )
+
+
+def _check_land(name: str, which: str, region: Region) -> None:
+    lon0, lon1, lat0, lat1 = region
+    grid = _global_elevation(str(dataset_file("global_elevation.nc")), region)
+    sub = grid.sel(lat=slice(lat0, lat1), lon=slice(lon0, lon1))
+    land = int(np.isfinite(sub.values).sum())
+    fraction = land / max(sub.size, 1)
+    if land < 2 or fraction < MIN_LAND_FRACTION:
+        raise ValueError(
+            f"{name}: the {which} region {region} is {100 * fraction:.2f} % land ({land} land cells of "
+            f"{sub.size}); stations sit on land, so a terrain box needs at least "
+            f"{100 * MIN_LAND_FRACTION:g} % land: choose a box over a continent (e.g. alps, rockies)"
+        )
+
+
 @functools.lru_cache(maxsize=1)
 def _us_elevation(path: str) -> xr.DataArray:
-    with xr.open_dataset(path) as ds:
+    with open_netcdf(path) as ds:
         return ds["elevation"].load()
 
 
@@ -98,7 +147,7 @@ def _us_elevation(path: str) -> xr.DataArray:
 def _global_elevation(path: str, region: Region, margin: float = 1.0) -> xr.DataArray:
     """A subset of the global 5 arc-minute grid (only that part of the file is read)."""
     lon0, lon1, lat0, lat1 = region
-    with xr.open_dataset(path) as ds:
+    with open_netcdf(path) as ds:
         sub = ds["elevation"].sel(
             lat=slice(lat0 - margin, lat1 + margin), lon=slice(lon0 - margin, lon1 + margin)
         )
