@@ -49,7 +49,8 @@ import pandas as pd
 import torch
 
 import workbench.plot
-from workbench import Experiment, Task, get_group, load_run, run
+from workbench import Experiment, Task, get_group
+from workbench.cache import train_or_load
 from workbench.data.registry import make_dataset
 from workbench.evaluate import orbit_error, transform_task
 from workbench.groups import Element
@@ -250,12 +251,7 @@ experiment = Experiment(
     seed=seed,
     device=device,
 )
-if train:
-    trained = run(experiment)
-    if run_dir is not None:
-        trained.save(run_dir)
-else:
-    trained = load_run(run_dir)
+trained = train_or_load(experiment, run_dir, train=train)
 print(trained.metrics_table())
 
 # %%

@@ -79,7 +79,8 @@ from IPython.display import display
 from tqdm.auto import tqdm
 
 import workbench.plot
-from workbench import Experiment, Task, get_group, load_run, run
+from workbench import Experiment, Task, get_group
+from workbench.cache import train_or_load
 from workbench.ceilings import ceilings, equivariant_moments, per_task_difference
 from workbench.data.registry import STRENGTH_DATASETS, make_dataset, parse_strength
 from workbench.evaluate import loglik_per_task, mean_se, orbit_error
@@ -258,16 +259,6 @@ pd.DataFrame(before).T.style.format("{:.2e}").set_caption(f"orbit error under {g
 
 
 # %%
-def train_or_load(exp: Experiment, folder: Path | None):
-    """A trained run: trained (and saved to ``folder``), or loaded from ``folder``."""
-    if not train:
-        return load_run(folder)
-    result = run(exp, progress=False)
-    if folder is not None:
-        result.save(folder)
-    return result
-
-
 def folder_for(*parts: str) -> Path | None:
     """Where one run is saved, under ``run_dir``."""
     return None if run_dir is None else Path(run_dir).joinpath(*parts)
@@ -277,7 +268,7 @@ names = ["none", "strict", "fixed-inputs"]
 runs = {name: [] for name in names}
 for seed in tqdm(seed_list, desc="seeds"):
     for name, exp in experiments_for(dataset, steps, seed).items():
-        runs[name].append(train_or_load(exp, folder_for(name, f"seed{seed}")))
+        runs[name].append(train_or_load(exp, folder_for(name, f"seed{seed}"), train=train, progress=False))
 
 # Per task and seed, for paired comparisons on the same tasks: [seeds, tasks].
 per_task = {name: np.stack([loglik_per_task(r.model, tests) for r in rs]) for name, rs in runs.items()}
@@ -414,7 +405,12 @@ if base in STRENGTH_DATASETS:
         for seed in seed_list:
             exps = experiments_for(world_name, sweep_steps, seed)
             for name in scores:
-                r = train_or_load(exps[name], folder_for("sweep", f"{s:g}", name, f"seed{seed}"))
+                r = train_or_load(
+                    exps[name],
+                    folder_for("sweep", f"{s:g}", name, f"seed{seed}"),
+                    train=train,
+                    progress=False,
+                )
                 scores[name].append(loglik_per_task(r.model, world_tests))
         by_seed = [f.mean() - t.mean() for f, t in zip(scores["fixed-inputs"], scores["strict"], strict=True)]
         gain, gain_se = mean_se(by_seed)
@@ -571,7 +567,7 @@ if paper_dataset is not None:
     paper_tests = paper_sampler.test_set(test_tasks, batch_size=16)
     paper_ceilings = ceilings(paper_sampler, paper_tests)
     exp = experiments_for(paper_dataset, steps, 0)["strict"]
-    paper_run = train_or_load(exp, folder_for("paper", "strict", "seed0"))
+    paper_run = train_or_load(exp, folder_for("paper", "strict", "seed0"), train=train, progress=False)
     paper = {**ceiling_row(paper_ceilings), "loglik_strict_model": paper_run.metrics["loglik"]}
     paper.update({f"strict_{p}": paper_run.metrics[p] for p in parts})
     shown = pd.Series(paper, name=f"{paper_dataset} [nats/target]")

@@ -60,7 +60,8 @@ import torch
 import xarray as xr
 
 import workbench.plot
-from workbench import Experiment, get_group, load_run, run
+from workbench import Experiment, get_group
+from workbench.cache import train_or_load
 from workbench.data.fields import correlation
 from workbench.data.registry import make_dataset
 from workbench.evaluate import orbit_error
@@ -184,12 +185,7 @@ table.style.format("{:.2e}")
 # the metrics), so `steps = 2000` is then safe.
 
 # %%
-if train:
-    result = run(experiment)
-    if run_dir is not None:
-        result.save(run_dir)
-else:
-    result = load_run(run_dir)
+result = train_or_load(experiment, run_dir, train=train)
 print(result.metrics_table())
 
 # %% [markdown]

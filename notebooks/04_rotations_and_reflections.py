@@ -58,7 +58,8 @@ import plotly.graph_objects as go
 import torch
 import xarray as xr
 
-from workbench import Experiment, Task, get_group, load_run, run
+from workbench import Experiment, Task, get_group
+from workbench.cache import train_or_load
 from workbench.data.registry import make_dataset
 from workbench.evaluate import orbit_error, orbit_error_by_element, orbit_error_vs_angle
 from workbench.models import build_model
@@ -239,11 +240,7 @@ for name, exp in experiments.items():
     folder = None if run_dir is None else Path(run_dir) / name
     if train:
         print(f"training {name} {group}")
-        runs[name] = run(exp)
-        if folder is not None:
-            runs[name].save(folder)
-    else:
-        runs[name] = load_run(folder)
+    runs[name] = train_or_load(exp, folder, train=train)
 columns = [
     "loglik",
     "loglik_strict",

@@ -61,7 +61,8 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 import workbench.plot
-from workbench import Experiment, get_group, load_run, run
+from workbench import Experiment, get_group
+from workbench.cache import train_or_load
 from workbench.data.registry import make_dataset
 from workbench.evaluate import orbit_error
 from workbench.models import build_model
@@ -145,13 +146,7 @@ if reference_none:
     points.append(("none", None))
 runs = {point: [] for point in points}
 for (g, s), seed in tqdm([(p, seed) for p in points for seed in seed_list], desc="sweep"):
-    if train:
-        result = run(experiment(g, s, seed), progress=False)
-        if folder(g, s, seed) is not None:
-            result.save(folder(g, s, seed))
-    else:
-        result = load_run(folder(g, s, seed))
-    runs[g, s].append(result)
+    runs[g, s].append(train_or_load(experiment(g, s, seed), folder(g, s, seed), train=train, progress=False))
 first_seed = {f"{g} @ {s}": rs[0].metrics for (g, s), rs in runs.items()}
 pd.DataFrame(first_seed).T.style.format("{:.4g}").set_caption("all metrics, first seed")
 

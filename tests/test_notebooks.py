@@ -14,7 +14,7 @@ import papermill as pm
 import pytest
 import xarray as xr
 
-from workbench import Experiment, run
+from workbench import Experiment, load_run, run
 from workbench.cli import find_notebook, main, parse_value
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -260,3 +260,36 @@ def test_cli_values_are_read_like_papermill():
     assert parse_value("T+C4") == "T+C4" and parse_value("1990-07") == "1990-07"
     assert parse_value('["T", "T+C4"]') == ["T", "T+C4"]
     assert parse_value("[not json") == "[not json"
+
+
+def test_train_or_load_trains_saves_and_loads(tmp_path, monkeypatch):
+    """The notebooks' train-or-load switch (workbench.cache): a cache by default, or forced either way."""
+    from workbench import cache
+
+    tiny = dict(steps=2, test_tasks=8, width=8, depth=2)
+    exp = Experiment(dataset="gp-eq-1d", group="T", relaxation="strict", **tiny)
+    folder = tmp_path / "run"
+    trained = cache.train_or_load(exp, folder, progress=False)
+    assert cache.holds_run(folder)
+
+    calls = []
+    real_run = cache.run
+    monkeypatch.setattr(cache, "run", lambda e, **kw: calls.append(e) or real_run(e, **kw))
+    # The same experiment (another device aside) is loaded, not trained again.
+    again = cache.train_or_load(exp.replace(device="cpu"), folder, progress=False)
+    assert calls == [] and again.metrics["loglik"] == pytest.approx(trained.metrics["loglik"])
+    # train=False loads whatever is there; it never trains.
+    assert cache.train_or_load(exp.replace(steps=3), folder, train=False).experiment.steps == 2
+    # Another experiment is trained and replaces the saved run (whether or not Run.save refuses by default).
+    other = exp.replace(seed=1)
+    cache.train_or_load(other, folder, progress=False)
+    assert calls == [other] and load_run(folder).experiment.seed == 1
+    # train=True always trains, even when the folder holds the same experiment.
+    cache.train_or_load(other, folder, train=True, progress=False)
+    assert calls == [other, other]
+    # Without a folder: trained, nothing saved; train=False needs a folder.
+    assert cache.train_or_load(exp, None, progress=False).experiment == exp
+    with pytest.raises(ValueError, match="train=False"):
+        cache.train_or_load(exp, None, train=False)
+    with pytest.raises(FileNotFoundError):
+        cache.train_or_load(exp, tmp_path / "empty", train=False)
