@@ -114,9 +114,12 @@ def np_gp_batch(kernel, mean, noise, xcs, yc, xts):
     return log_ml, m, prior - (kct * sol).sum(-2) + noise(xts) ** 2
 
 
-def reference_equivariant(sampler, task: Task, i: int, cells: int = 400) -> tuple[np.ndarray, np.ndarray]:
+def reference_equivariant(
+    sampler, task: Task, i: int, cells: int = 400, all_targets: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """D's moments per target by brute force: a fine midpoint grid over each target's own feasible
-    shifts (every axis shifted, whether or not the process depends on it)."""
+    shifts (every axis shifted, whether or not the process depends on it). ``all_targets`` (D'):
+    the shifts feasible for every target of the task at once."""
     kernels, mean, noise = np_world(sampler)
     xc, yc, xt, _ = one(task, i)
     d = xt.shape[1]
@@ -126,6 +129,8 @@ def reference_equivariant(sampler, task: Task, i: int, cells: int = 400) -> tupl
         for a in range(d):
             (c_lo, c_hi), (t_lo, t_hi) = sampler.context_box[a], sampler.box[a]
             lo, hi = xt[t, a] - t_hi, xt[t, a] - t_lo
+            if all_targets:
+                lo, hi = xt[:, a].max() - t_hi, xt[:, a].min() - t_lo
             if len(xc):
                 lo, hi = max(lo, xc[:, a].max() - c_hi), min(hi, xc[:, a].min() - c_lo)
             n = cells if d == 1 else 100
@@ -236,6 +241,39 @@ def test_equivariant_ceiling_matches_brute_force(name: str, atol: float) -> None
             # With fine cells the quadrature converges to the brute force, moments included.
             np.testing.assert_allclose(fm[i].numpy(), want_m, atol=3e-3 * np.sqrt(want_v).max())
             np.testing.assert_allclose(fv[i].numpy(), want_v, rtol=1e-2)
+
+
+@pytest.mark.parametrize(
+    ("name", "atol"), [("mountain-1d", 2e-3), ("noise-1d", 0.01), ("gibbs-1d", 0.01), ("mountain-2d", 0.01)]
+)
+def test_all_targets_ceiling_matches_brute_force(name: str, atol: float) -> None:
+    """D' (shift posterior given the context and all target inputs) against the brute force; with
+    many targets spread over the window it is far above D (the targets pin the position)."""
+    two_d = name.endswith("2d")
+    sampler, task = small_task(name, 2, 4, 3 if two_d else 5, seed=5)
+    y = task.yt[..., 0].double()
+    kw = dict(spacing=1 / 32, max_cells=160) if two_d else {}
+    m, v = equivariant_moments(sampler, task, all_targets=True, **kw)
+    for i in range(2):
+        want_m, want_v = reference_equivariant(sampler, task, i, all_targets=True)
+        got = float(gaussian_score(y[i : i + 1], m[i : i + 1], v[i : i + 1]))
+        want = float(gaussian_score(y[i : i + 1], torch.tensor(want_m)[None], torch.tensor(want_v)[None]))
+        assert abs(got - want) < atol, (i, got, want)
+    if not two_d:
+        fm, fv = equivariant_moments(sampler, task, spacing=1 / 512, max_cells=4096, all_targets=True)
+        for i in range(2):
+            want_m, want_v = reference_equivariant(sampler, task, i, all_targets=True)
+            np.testing.assert_allclose(fm[i].numpy(), want_m, atol=3e-3 * np.sqrt(want_v).max())
+            np.testing.assert_allclose(fv[i].numpy(), want_v, rtol=1e-2)
+
+
+def test_all_targets_ceiling_is_above_d_on_mountains() -> None:
+    """The target inputs fill the target window, so they tell the position: D' > D by far."""
+    sampler = make_dataset("mountain-1d", nt=64)
+    c = ceilings(sampler, sampler.test_set(32, batch_size=16, seed=8))
+    assert c["equivariant_all_targets_per_task"].shape == (32,)
+    assert c["gaussian_loglik"] + 1e-9 >= c["equivariant_all_targets_loglik"]
+    assert c["equivariant_all_targets_loglik"] > c["equivariant_loglik"] + 0.1
 
 
 @pytest.mark.parametrize("name", ["mountain-2d", "noise-2d", "gibbs-1d"])
