@@ -11,6 +11,7 @@ from workbench.checkpoint import CheckpointError, load_checkpoint, save_checkpoi
 from workbench.cli import main
 from workbench.evaluate import mean_loglik
 from workbench.models import build_model
+from workbench.run import RunFilesError
 from workbench.train import KeepBest, TrainingDiverged, train
 
 SMALL = dict(steps=10, test_tasks=32, batch_size=8)
@@ -62,10 +63,13 @@ def test_broken_checkpoints_give_clear_errors(small_run, tmp_path):
     path = small_run.save(tmp_path / "r") / "model.pt"
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="truncated"):
+    with pytest.raises(RunFilesError, match="model.pt does not belong.*manifest"):
+        load_run(tmp_path / "r")
+    (tmp_path / "r" / "manifest.json").unlink()  # a run saved before manifests: the checkpoint's own checks
+    with pytest.warns(UserWarning, match="no manifest"), pytest.raises(CheckpointError, match="truncated"):
         load_run(tmp_path / "r")
     torch.save({"state_dict": {}}, path)  # someone else's checkpoint
-    with pytest.raises(CheckpointError, match="not an AENP Workbench checkpoint"):
+    with pytest.warns(UserWarning), pytest.raises(CheckpointError, match="not an AENP Workbench checkpoint"):
         load_run(tmp_path / "r")
     path.write_text("hello")
     with pytest.raises(CheckpointError):
@@ -76,7 +80,7 @@ def test_broken_checkpoints_give_clear_errors(small_run, tmp_path):
     save_checkpoint(
         path, model=build_model(Experiment(model="deepsets", group="none"), 1, 1, ((-4, 4),)).state_dict()
     )
-    with pytest.raises(CheckpointError, match="does not fit"):
+    with pytest.warns(UserWarning), pytest.raises(CheckpointError, match="does not fit"):
         load_run(tmp_path / "r")
 
 
@@ -99,10 +103,12 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(gibbs, t
             return t
 
     ckpt = tmp_path / "ckpt.pt"
-    with pytest.raises(TrainingDiverged, match="step 5.*last good checkpoint \\(step 4\\)"):
+    # The weights after step 4 never gave a finite loss (step 5's was NaN): the kept state is step 2's,
+    # written once step 3's loss was finite.
+    with pytest.raises(TrainingDiverged, match="step 5.*last good checkpoint \\(step 2\\)"):
         train(model, Poisoned(), 10, checkpoint_path=ckpt, checkpoint_every=2, progress=False)
     state = load_checkpoint(ckpt)
-    assert state["history"]["step"][-1] == 4
+    assert state["history"]["step"][-1] == 2
     assert all(torch.isfinite(v).all() for v in state["model"].values())
 
 

@@ -42,6 +42,10 @@ FIELD_HELP: dict[str, str] = {
 }
 
 
+#: Steps between checkpoints of ``workbench run`` when none is given.
+CHECKPOINT_EVERY = 100
+
+
 @cache
 def _dataset_names() -> tuple[str, ...]:
     """The named datasets, read from workbench/data/registry.py without importing workbench.data.
@@ -85,7 +89,29 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="train and evaluate one experiment, print its metrics, save the run")
     _experiment_args(r)
-    r.add_argument("--out", default=None, help="folder to save the run in")
+    r.add_argument("--out", default=None, help="folder to save the run in (checked before training)")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    r.add_argument(
+        "--resume",
+        default=None,
+        metavar="CHECKPOINT",
+        help="continue the run of this checkpoint exactly; its experiment is used (options given here "
+        "may change steps, device, test-tasks)",
+    )
+    r.add_argument(
+        "--checkpoint",
+        default=None,
+        metavar="FILE",
+        help="checkpoint file (default: OUT.checkpoint.pt with --out; the --resume file when resuming)",
+    )
+    r.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"steps between checkpoints (default {CHECKPOINT_EVERY}; one is also written at the end, "
+        "after Ctrl-C and before a NaN loss)",
+    )
     r.add_argument("--json", action="store_true", help="print the metrics as JSON instead of a table")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     sub.add_parser("list", help="list datasets, models, groups and relaxations")
@@ -297,19 +323,86 @@ def main(argv: list[str] | None = None) -> int:
         return _notebook(args)
     if args.command == "sweep":
         return _sweep(args)
-    from workbench.run import run
+    return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """``workbench run``: check the output first, train (or resume), print the metrics, save the run."""
+    from workbench.run import check_save_path, checkpoint_experiment, run
 
     given = _given(args)
     try:
+        if args.resume:
+            given = {**checkpoint_experiment(args.resume), **given}
         exp = Experiment(**given)
-    except ValueError as err:
+        out = check_save_path(args.out, args.overwrite) if args.out else None
+        ckpt = _checkpoint_file(args, out)
+        if args.checkpoint_every is not None and args.checkpoint_every < 0:
+            raise ValueError(f"--checkpoint-every {args.checkpoint_every}: give a number of steps >= 0")
+    except (ValueError, OSError) as err:
         print(f"workbench: {err}", file=sys.stderr)
         return 2
-    result = run(exp, progress=not args.no_progress)
+    every = CHECKPOINT_EVERY if args.checkpoint_every is None else args.checkpoint_every
+    if ckpt is not None:
+        print(
+            f"checkpoints go to {ckpt}; continue an interrupted run with: workbench run --resume {ckpt}",
+            file=sys.stderr,
+        )
+    from workbench.train import TasksExhausted, TrainingDiverged, TrainingInterrupted
+
+    try:
+        result = run(
+            exp,
+            progress=not args.no_progress,
+            checkpoint_path=ckpt,
+            checkpoint_every=every if ckpt is not None else 0,
+            resume=args.resume,
+        )
+    except TrainingInterrupted as err:
+        print(f"workbench: {err}", file=sys.stderr)
+        return 130
+    except (TrainingDiverged, TasksExhausted, ValueError) as err:
+        print(f"workbench: {err}", file=sys.stderr)
+        return 1
     print(json.dumps(result.metrics, indent=2) if args.json else result.metrics_table())
-    if args.out:
-        path = result.save(args.out)
-        print(f"saved the run to {path}", file=sys.stderr)
+    return _save(result, out, args.overwrite) if out is not None else 0
+
+
+def _checkpoint_file(args: argparse.Namespace, out: Path | None) -> Path | None:
+    """Where ``workbench run`` checkpoints; an unrelated checkpoint there is not overwritten silently."""
+    if args.checkpoint:
+        ckpt = Path(args.checkpoint)
+    elif args.resume:
+        return Path(args.resume)
+    elif out is not None:
+        ckpt = out.with_name(out.name + ".checkpoint.pt")
+    else:
+        return None
+    if ckpt.exists() and not args.overwrite and str(ckpt) != str(args.resume):
+        raise FileExistsError(
+            f"checkpoint {ckpt} already exists (an interrupted run?): continue it with --resume {ckpt}, "
+            "or pass --overwrite to start afresh"
+        )
+    return ckpt
+
+
+def _save(result: Any, out: Path, overwrite: bool) -> int:
+    """Save the run to ``out``; if that fails, to a fresh folder in the temp directory (nothing lost)."""
+    import tempfile
+
+    from workbench.run import run_name, unique_path
+
+    try:
+        path = result.save(out, overwrite=overwrite)
+    except OSError as err:
+        name = run_name(result.experiment, result.history.steps_done)
+        fallback = result.save(unique_path(Path(tempfile.gettempdir()) / name))
+        print(
+            f"workbench: could not save the run to {out}: {err}; saved the run to {fallback} instead",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"saved the run to {path}", file=sys.stderr)
     return 0
 
 

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import math
+import random
+import signal
+import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from workbench.checkpoint import load_checkpoint, save_checkpoint
+from workbench.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from workbench.config import SCHEDULES
 from workbench.evaluate import mean_loglik
 from workbench.models.base import NeuralProcess
@@ -23,6 +31,18 @@ Callback = Callable[[int, float], None]
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class TasksExhausted(ValueError):
+    """The training task iterator ran dry before the steps asked for; the work so far is checkpointed."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) during training: the step in progress finished and a final checkpoint was written."""
+
+    def __init__(self, message: str, step: int, checkpoint: Path | None) -> None:
+        super().__init__(message)
+        self.step, self.checkpoint = step, checkpoint
 
 
 @dataclass
@@ -81,6 +101,20 @@ class KeepBest:
             self.best, self.best_step = score, step
             self._state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint needs to continue early stopping exactly (scores, best score, best weights)."""
+        scores = [[step, score] for step, score in self.scores]
+        return {"scores": scores, "best": self.best, "best_step": self.best_step, "weights": self._state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`state_dict`."""
+        self.scores = [(int(step), float(score)) for step, score in state["scores"]]
+        self.best, self.best_step, self._state = (
+            float(state["best"]),
+            int(state["best_step"]),
+            state["weights"],
+        )
+
     def restore(self) -> int:
         """Load the best weights seen (nothing if none was scored); returns their step."""
         if self._state is not None:
@@ -106,18 +140,101 @@ def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
         return torch.optim.AdamW(model.parameters(), lr=lr)
 
 
-def _endless(tasks: Iterable[Task]) -> Iterator[Task]:
-    """Cycle a re-iterable collection; pass an iterator through (it must not run dry)."""
+def _endless(tasks: Iterable[Task], skip: int = 0) -> Iterator[Task]:
+    """Cycle a re-iterable collection from item ``skip`` on; pass an iterator through as it is (the
+    caller positions it, e.g. ``sampler.batches(..., start=step)``)."""
     if isinstance(tasks, Iterator):
         yield from tasks
         return
+    first = True
     while True:
         empty = True
-        for task in tasks:
+        # A resumed run continues the cycle where the checkpoint left it.
+        for task in (
+            islice(tasks, skip % len(tasks), None) if first and skip and hasattr(tasks, "__len__") else tasks
+        ):
             empty = False
             yield task
+        first = False
         if empty:
             raise ValueError("the training tasks are empty")
+
+
+def rng_state() -> dict[str, Any]:
+    """Every random state training may draw from: torch CPU, CUDA (when in use), numpy and Python."""
+    _, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, py_gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": [torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],
+        "python": [int(version), torch.tensor(internal, dtype=torch.int64), py_gauss],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of :func:`rng_state`."""
+    torch.set_rng_state(state["torch"].cpu())
+    keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state(("MT19937", keys.cpu().numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, internal, py_gauss = state["python"]
+    random.setstate((version, tuple(int(v) for v in internal.tolist()), py_gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+@contextmanager
+def _ctrl_c_finishes_step(active: bool) -> Iterator[threading.Event]:
+    """While active (main thread only), the first Ctrl-C sets the event: the step in progress finishes
+    and a checkpoint is written. A second Ctrl-C interrupts at once."""
+    pressed = threading.Event()
+    if not active or threading.current_thread() is not threading.main_thread():
+        yield pressed
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    previous = previous if previous is not None else signal.default_int_handler
+
+    def handler(signum: int, frame: Any) -> None:
+        if pressed.is_set():
+            raise KeyboardInterrupt
+        pressed.set()
+        print(
+            "workbench: Ctrl-C: finishing this step and writing a checkpoint (press again to abort now)",
+            file=sys.stderr,
+        )
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _rate(schedule: str, lr: float, step: int, begin: int, length: int) -> float:
+    """Learning rate of ``step``: constant, or a cosine from ``lr`` at ``begin + 1`` over ``length`` steps."""
+    if schedule == "constant":
+        return lr
+    return 0.5 * lr * (1.0 + math.cos(math.pi * (step - 1 - begin) / length))
+
+
+def _restore(path: Path, state: dict[str, Any], model: torch.nn.Module, opt: torch.optim.Optimizer) -> None:
+    """Load a checkpoint's model and optimiser; a checkpoint of another model is a clear error."""
+    try:
+        model.load_state_dict(state["model"])
+    except KeyError:
+        raise CheckpointError(f"{path} has no model weights (keys: {', '.join(state)})") from None
+    except RuntimeError as err:
+        what = str(err).splitlines()[0] + " " + " ".join(str(err).splitlines()[1:2])
+        raise CheckpointError(
+            f"{path} does not fit this model ({type(model).__name__}): it was written for a different "
+            f"model or size ({what.strip()})"
+        ) from None
+    try:
+        opt.load_state_dict(state["optimizer"])
+    except (KeyError, ValueError) as err:
+        raise CheckpointError(f"{path} has no optimiser state that fits this model: {err}") from None
 
 
 def train(
@@ -136,15 +253,23 @@ def train(
     resume: str | Path | None = None,
     progress: bool = True,
     history: History | None = None,
+    checkpoint_extra: dict[str, Any] | None = None,
 ) -> History:
     """Train ``model`` for ``steps`` more steps on ``tasks`` (an iterator, or a collection to cycle).
 
-    ``schedule="cosine"`` decays the learning rate from ``lr`` to zero over these ``steps`` (a resumed
-    call starts a new decay over its own steps); ``"constant"`` keeps it.
+    ``schedule="cosine"`` decays the learning rate from ``lr`` to zero over these ``steps``; a resumed
+    call continues the checkpoint's decay (to zero at the end of this call). ``"constant"`` keeps it.
     ``callbacks`` get ``(step, loss)`` after every step; setting ``stop`` ends training after the
-    current step. With ``checkpoint_path`` a checkpoint (model, optimiser, step, history) is written
-    every ``checkpoint_every`` steps and at the end; ``resume`` continues from such a file. A NaN
-    loss raises :class:`TrainingDiverged` and leaves the last good checkpoint in place.
+    current step. With ``checkpoint_path`` a checkpoint is written every ``checkpoint_every`` steps, at
+    the end, after ``stop`` and after Ctrl-C (which then raises :class:`TrainingInterrupted`). A
+    checkpoint holds the model, optimiser, step, history, schedule, the state of callbacks that have
+    ``state_dict`` (:class:`KeepBest`), every random state and ``checkpoint_extra``. It is written only
+    from weights whose loss was seen finite (the state of step n is written once step n + 1's loss is
+    finite; the last state once a forward pass on the last batch is), so a NaN loss raises
+    :class:`TrainingDiverged` naming a checkpoint that still works.
+
+    ``resume`` continues from such a file exactly; ``tasks`` must then continue where the checkpoint
+    stopped (``sampler.batches(..., start=step)``; a collection is cycled on from that step).
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule = {schedule!r}; choose one of {', '.join(SCHEDULES)}")
@@ -152,70 +277,151 @@ def train(
     model.to(dev)
     opt = make_optimizer(model, lr)
     history = history or History()
-    if resume is not None:
-        state = load_checkpoint(resume, map_location=dev)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        for group in opt.param_groups:  # the checkpoint may hold a decayed rate; this call starts at lr
-            group["lr"] = lr
-        history = History.from_dict(state["history"])
-    start = history.steps_done
-    stream = _endless(tasks)
     callbacks = list(callbacks)
-    last_good: int | None = None
-
-    def checkpoint() -> None:
-        nonlocal last_good
-        if checkpoint_path is not None:
-            save_checkpoint(
-                checkpoint_path,
-                model=model.state_dict(),
-                optimizer=opt.state_dict(),
-                history=history.to_dict(),
+    stateful = [cb for cb in callbacks if hasattr(cb, "state_dict") and hasattr(cb, "load_state_dict")]
+    path = Path(checkpoint_path) if checkpoint_path is not None else None
+    begin, rng, last_good = None, None, None
+    if resume is not None:
+        resume = Path(resume)
+        state = load_checkpoint(resume, map_location=dev)
+        _restore(resume, state, model, opt)
+        history = History.from_dict(state["history"])
+        _restore_callbacks(resume, state.get("callbacks", []), stateful)
+        sched = state.get("schedule") or {}
+        if sched.get("name") == schedule and sched.get("lr") == lr:
+            begin = int(sched["begin"])  # the same decay goes on
+        rng = state.get("rng")
+        if rng is None:
+            warnings.warn(
+                f"{resume} holds no random states (an older checkpoint): resume is not exact", stacklevel=2
             )
-            last_good = history.steps_done
-
-    model.train()
+        last_good = (history.steps_done, resume)
+    start = history.steps_done
+    begin = start if begin is None else begin
+    length = max(start + steps - begin, 1)
+    stream = _endless(tasks, skip=start if resume is not None else 0)
+    # A fresh run keeps its starting state once the first loss is finite: something to go back to.
+    pending = rng_state() if path is not None and resume is None else None
     t0 = time.perf_counter()
+
+    def write(step: int, rng_now: dict[str, Any]) -> None:
+        nonlocal last_good, t0
+        now = time.perf_counter()
+        history.seconds += now - t0
+        t0 = now
+        save_checkpoint(
+            path,
+            model=model.state_dict(),
+            optimizer=opt.state_dict(),
+            history=history.to_dict(),
+            step=step,
+            rng=rng_now,
+            schedule={"name": schedule, "lr": lr, "begin": begin, "length": length},
+            callbacks=[cb.state_dict() for cb in stateful],
+            **(checkpoint_extra or {}),
+        )
+        last_good = (step, path)
+
+    def kept() -> str:
+        if last_good is None:
+            return "no checkpoint was kept (pass checkpoint_path= to keep one)"
+        return f"the last good checkpoint (step {last_good[0]}) is {last_good[1]}"
+
+    if rng is not None:
+        set_rng_state(rng)
+    model.train()
+    task, ran_dry = None, False
     bar = tqdm(total=steps, disable=not progress, desc="training", unit="step", leave=False)
     try:
-        for i in range(start + 1, start + steps + 1):
-            task = next(stream).to(dev)
-            loss = -model.loglik(task).mean()
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                where = (
-                    f"; the last good checkpoint (step {last_good}) is {checkpoint_path}" if last_good else ""
-                )
-                raise TrainingDiverged(
-                    f"loss became {value} at step {i}{where}. Try a smaller learning rate."
-                )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            history.lr.append(opt.param_groups[0]["lr"])
-            opt.step()
-            if schedule == "cosine":
-                # Set the rate for the next step; the optimiser state is untouched, so resume still works.
+        with _ctrl_c_finishes_step(path is not None) as ctrl_c:
+            for i in range(start + 1, start + steps + 1):
+                try:
+                    task = next(stream).to(dev)
+                except StopIteration:
+                    ran_dry = True
+                    break
+                rate = _rate(schedule, lr, i, begin, length)
                 for group in opt.param_groups:
-                    group["lr"] = 0.5 * lr * (1.0 + math.cos(math.pi * (i - start) / steps))
-            history.step.append(i)
-            history.loss.append(value)
-            bar.update()
-            if i % 50 == 0 or i == start + steps:
-                bar.set_postfix(loss=f"{value:.3f}")
-            for cb in callbacks:
-                cb(i, value)
-            if checkpoint_every and i % checkpoint_every == 0:
-                history.seconds += time.perf_counter() - t0
-                t0 = time.perf_counter()
-                checkpoint()
-            if stop is not None and stop.is_set():
-                history.stopped = True
-                break
+                    group["lr"] = rate
+                loss = -model.loglik(task).mean()
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise TrainingDiverged(
+                        f"loss became {value} at step {i}; {kept()}. Try a smaller learning rate."
+                    )
+                if pending is not None:  # the weights of step i - 1 just gave a finite loss
+                    write(i - 1, pending)
+                    pending = None
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+                history.lr.append(rate)
+                opt.step()
+                history.step.append(i)
+                history.loss.append(value)
+                bar.update()
+                if i % 50 == 0 or i == start + steps:
+                    bar.set_postfix(loss=f"{value:.3f}")
+                for cb in callbacks:
+                    cb(i, value)
+                if path is not None and checkpoint_every and i % checkpoint_every == 0:
+                    pending = rng_state()  # written at the next step, once these weights give a finite loss
+                if (stop is not None and stop.is_set()) or ctrl_c.is_set():
+                    history.stopped = True
+                    break
     finally:
         bar.close()
         history.seconds += time.perf_counter() - t0
+        t0 = time.perf_counter()
     model.eval()
-    checkpoint()
+    if path is not None:
+        _final_checkpoint(model, task, dev, history, write, kept)
+    done = history.steps_done
+    if ran_dry:
+        raise TasksExhausted(
+            f"the training tasks ran out after {done - start} steps (step {done} of {start + steps}): "
+            f"give an endless stream (sampler.batches) or a collection to cycle; {kept()}"
+        )
+    if ctrl_c.is_set():
+        raise TrainingInterrupted(
+            f"training interrupted (Ctrl-C) after step {done}; {kept()}: continue with "
+            "train(..., resume=PATH), run(..., resume=PATH) or `workbench run --resume PATH`",
+            done,
+            last_good[1] if last_good else None,
+        )
     return history
+
+
+def _final_checkpoint(
+    model: NeuralProcess,
+    task: Task | None,
+    dev: torch.device,
+    history: History,
+    write: Callable[[int, dict[str, Any]], None],
+    kept: Callable[[], str],
+) -> None:
+    """Write the end state, once a forward pass of the final weights on the last batch is finite."""
+    rng = rng_state()
+    if task is not None:
+        # fork_rng: this check must not move the random streams an exact resume depends on.
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), torch.no_grad():
+            value = float(-model.loglik(task).mean())
+        if not math.isfinite(value):
+            raise TrainingDiverged(
+                f"the weights after step {history.steps_done} give loss {value}; {kept()}. "
+                "Try a smaller learning rate."
+            )
+    write(history.steps_done, rng)
+
+
+def _restore_callbacks(path: Path, states: list, stateful: list) -> None:
+    """Give callbacks with state (KeepBest) what the checkpoint kept of them, in order."""
+    if len(states) != len(stateful):
+        warnings.warn(
+            f"{path} holds the state of {len(states)} stateful callback(s) but this call has "
+            f"{len(stateful)}: their state starts afresh",
+            stacklevel=3,
+        )
+        return
+    for cb, state in zip(stateful, states, strict=True):
+        cb.load_state_dict(state)

@@ -200,11 +200,17 @@ class GPSampler:
         mask_c = torch.arange(self.nc_max)[None, :] < nc[:, None]
         return Task(xc, y[:, : self.nc_max], xt, y[:, self.nc_max :], mask_c, {"kernel": index})
 
-    def batches(self, batch_size: int, seed: int) -> Iterator[Task]:
-        """Endless reproducible stream of batches: the same seed gives the same tasks."""
-        generator = torch.Generator().manual_seed(seed)
+    def batches(self, batch_size: int, seed: int, start: int = 0) -> Iterator[Task]:
+        """Endless reproducible stream of batches ``start, start + 1, ...``: the same seed gives the same
+        tasks. Batch k has its own generator seeded from ``(seed, k)``, so a resumed run starts at its
+        step without replaying the batches before it."""
+        import numpy as np  # local: only this method needs numpy (SeedSequence mixes seed and k)
+
+        k = start
         while True:
-            yield self.sample(batch_size, generator)
+            state = np.random.SeedSequence([seed, k]).generate_state(1, dtype=np.uint64)[0]
+            yield self.sample(batch_size, torch.Generator().manual_seed(int(state)))
+            k += 1
 
     def test_set(self, n_tasks: int = 1024, batch_size: int = 16, seed: int = 10_000) -> list[Task]:
         """Fixed list of batches holding ``n_tasks`` tasks in all (the last batch may be smaller)."""
