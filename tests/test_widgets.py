@@ -150,6 +150,53 @@ def test_stop_ends_training_with_an_evaluated_saved_run(tmp_path):
         assert torch.equal(again.model.predict(task).mean, r.model.cpu().predict(task).mean)
 
 
+def test_every_train_gets_its_own_folder(tmp_path):
+    exp = Experiment(dataset="gibbs-1d", steps=2, width=8, depth=2, **SMALL)
+    panel = TrainingPanel(exp, save_dir=tmp_path)
+    first = panel.train(block=True) and panel.saved_to
+    second = panel.train(block=True) and panel.saved_to
+    assert first != second and second.name == first.name + "-2"
+    assert first.name.startswith("gibbs-1d_conv_T_fixed-inputs_s0.5_2steps_")
+    assert load_run(first).history.steps_done == load_run(second).history.steps_done == 2
+    other = TrainingPanel(exp.replace(seed=1), save_dir=tmp_path)
+    other.train(block=True)
+    assert other.saved_to.name not in (first.name, second.name)  # the seed is part of the name
+    assert not list((tmp_path / ".checkpoints").glob("*.pt"))  # finished runs leave no checkpoint
+
+
+def test_train_after_stop_continues_the_stopped_run_exactly(tmp_path):
+    exp = Experiment(dataset="gibbs-1d", steps=12, width=8, depth=2, device="cpu", **SMALL)
+    panel = TrainingPanel(exp, save_dir=tmp_path, throttle=0.0)
+    inner = panel._callback
+
+    def stop_at_5(step, loss):
+        inner(step, loss)
+        if step == 5:
+            panel._stop.set()
+
+    panel._callback = stop_at_5
+    part = panel.train(block=True)
+    assert part.history.steps_done == 5 and "Train continues from step 5" in panel.status.value
+    assert "_5of12steps_" in panel.saved_to.name
+    stopped_folder = panel.saved_to
+    panel._callback = inner
+    whole = panel.train(block=True)
+    assert whole.history.step == list(range(1, 13)) and panel.progress.value == 12
+    assert len(panel.fig.data[0].x) == 12  # the curve kept the first five steps
+    reference = run(exp, progress=False)
+    for k, v in reference.model.state_dict().items():
+        assert torch.equal(whole.model.state_dict()[k], v), k
+    assert stopped_folder.is_dir() and panel.saved_to != stopped_folder  # both parts kept
+    # Changed settings start afresh.
+    panel._source = exp.replace(steps=12, lr=1e-3)
+    panel._callback = stop_at_5
+    panel.train(block=True)
+    panel._source = exp.replace(seed=1)
+    panel._callback = inner
+    again = panel.train(block=True)
+    assert again.history.step[0] == 1
+
+
 def test_a_failing_run_is_reported_and_leaves_the_app_usable(monkeypatch):
     def diverge(*args, **kwargs):
         raise TrainingDiverged("loss became nan at step 3. Try a smaller learning rate.")

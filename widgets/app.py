@@ -67,9 +67,10 @@ class Workbench(w.VBox):
 
     # --- public API -------------------------------------------------------------------------------
 
-    def train(self, block: bool = False) -> Run | None:
-        """Press Train; ``block=True`` waits for the run (and re-raises a failure)."""
-        return self.training.train(block=block)
+    def train(self, block: bool = False, fresh: bool = False) -> Run | None:
+        """Press Train (after Stop it continues the stopped run unless ``fresh``); ``block=True`` waits
+        for the run (and re-raises a failure)."""
+        return self.training.train(block=block, fresh=fresh)
 
     def stop(self) -> None:
         """Press Stop: training ends after this step and the run is still evaluated."""

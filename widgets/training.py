@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import html
 import math
+import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ import plotly.graph_objects as go
 
 import workbench
 from workbench.config import Experiment
-from workbench.run import METRICS, Run
+from workbench.run import METRICS, RESUMABLE, Run, experiment_record, run_name, unique_path
 from workbench.units import pretty
 
 from .controls import Controls
@@ -34,6 +36,8 @@ ExperimentSource = Experiment | Controls | Callable[[], Experiment]
 
 #: Most points the loss curve sends to the browser (longer histories are thinned evenly).
 MAX_CURVE_POINTS = 2000
+#: Steps between the checkpoints of a run started from the panel (one is also written on Stop).
+CHECKPOINT_EVERY = 200
 
 
 def _thin(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -55,12 +59,14 @@ def _smooth(y: np.ndarray) -> np.ndarray:
     return out
 
 
-def _run_name(exp: Experiment) -> str:
-    """A folder name for a run: dataset, model, group, relaxation, strength, steps (file-system safe)."""
-    data = exp.dataset if isinstance(exp.dataset, str) else "field"
-    raw = f"{Path(data).stem if data.endswith('.nc') else data}_{exp.model}_{exp.group}_{exp.relaxation}"
-    raw += f"_s{exp.strength:g}_{exp.steps}steps"
-    return "".join(c if c.isalnum() or c in "-_.+" else "-" for c in raw)
+def _run_name(exp: Experiment, steps_done: int | None = None) -> str:
+    """A folder name for a run (see :func:`workbench.run.run_name`: the whole experiment decides it)."""
+    return run_name(exp, steps_done)
+
+
+def _settings(exp: Experiment) -> dict[str, Any]:
+    """What must not change for Train to continue a stopped run (steps, device, test tasks may)."""
+    return {k: v for k, v in experiment_record(exp).items() if k not in RESUMABLE}
 
 
 def metrics_html(r: Run) -> str:
@@ -96,8 +102,11 @@ class TrainingPanel(w.VBox):
 
     ``source`` is an :class:`Experiment`, the :class:`Controls` that describe one, or a function
     returning one. ``on_finish`` callbacks get the finished :class:`Run` (in the training thread).
-    With ``save_dir`` every finished or stopped run is saved there (``load_run`` reads it back), in
-    a folder named after the experiment; ``saved_to`` is its path.
+    With ``save_dir`` every finished or stopped run is saved there (``load_run`` reads it back), each
+    in a folder of its own named after the experiment (``-2``, ``-3`` when the name is taken);
+    ``saved_to`` is its path. A run keeps a checkpoint (under ``save_dir/.checkpoints``, else the
+    temp directory); after Stop, Train continues that run exactly when the settings are unchanged
+    (``train(fresh=True)`` starts afresh).
     """
 
     def __init__(
@@ -126,8 +135,10 @@ class TrainingPanel(w.VBox):
         self._losses: list[float] = []
         self._last_draw = 0.0
         self._t0 = 0.0
-        self._first = (0.0, 0)
+        self._first: tuple[float, int] | None = None
         self._total = 0
+        #: The stopped run Train continues: its settings, checkpoint and history.
+        self._stopped: tuple[dict[str, Any], Path, Any] | None = None
         #: Seconds from pressing Train to the first loss point of the last run.
         self.first_point_seconds: float | None = None
         #: Seconds the evaluation after the last run took.
@@ -208,8 +219,11 @@ class TrainingPanel(w.VBox):
         """Call ``callback()`` in the training thread whenever training ends, also after an error."""
         self._on_end.append(callback)
 
-    def train(self, block: bool = False) -> Run | None:
-        """Start training in a background thread; ``block=True`` waits and re-raises a failure."""
+    def train(self, block: bool = False, fresh: bool = False) -> Run | None:
+        """Start training in a background thread; ``block=True`` waits and re-raises a failure.
+
+        After Stop, this continues the stopped run (same settings) from its checkpoint, unless ``fresh``.
+        """
         if self.running:
             return self.wait() if block else None
         try:
@@ -220,26 +234,36 @@ class TrainingPanel(w.VBox):
             if block:
                 raise
             return None
+        resume = None if fresh else self._continuable(exp)
         self.error, self.run = None, None
-        self.first_point_seconds = None
+        self.first_point_seconds, self._first = None, None
         self._stop.clear()
-        self._steps, self._losses = [], []
+        # A continued run keeps its curve so far.
+        earlier = self._stopped[2] if resume is not None else None
+        self._steps = list(earlier.step) if earlier is not None else []
+        self._losses = list(earlier.loss) if earlier is not None else []
+        self._stopped = None
         self._total = exp.steps
         self._t0 = time.perf_counter()
         self._last_draw = 0.0
         self.train_button.disabled = True
         self.stop_button.disabled = False
-        self.progress.max, self.progress.value, self.progress.bar_style = max(exp.steps, 1), 0, ""
+        done = self._steps[-1] if self._steps else 0
+        self.progress.max, self.progress.value, self.progress.bar_style = max(exp.steps, 1), done, ""
         self.metrics.value = ""
         self.eval_progress.layout.display, self.eval_seconds = "none", None
         with self.fig.batch_update():
             for trace in self.fig.data:
                 trace.x, trace.y = [], []
-        self._set_status(f"training {exp.model} / {exp.group} / {exp.relaxation} on {exp.dataset} ...")
+        what = f"{exp.model} / {exp.group} / {exp.relaxation} on {exp.dataset}"
+        how = f"continuing from step {done}: " if resume is not None else "training "
+        self._set_status(f"{how}{what} ...")
         try:
             for cb in self._on_start:
                 cb()
-            self._thread = threading.Thread(target=self._work, args=(exp,), name="aenp-train", daemon=True)
+            self._thread = threading.Thread(
+                target=self._work, args=(exp, resume), name="aenp-train", daemon=True
+            )
             self._thread.start()
         except Exception as err:  # nothing runs: put every widget back in its idle state
             self.error = err
@@ -247,6 +271,20 @@ class TrainingPanel(w.VBox):
             self._finish()
             raise
         return self.wait() if block else None
+
+    def _continuable(self, exp: Experiment) -> Path | None:
+        """The checkpoint of the stopped run that ``exp`` continues, if it does."""
+        if self._stopped is None:
+            return None
+        settings, ckpt, history = self._stopped
+        if history.steps_done >= exp.steps or not ckpt.is_file() or _settings(exp) != settings:
+            return None
+        return ckpt
+
+    def _checkpoint_file(self, exp: Experiment) -> Path:
+        """A fresh checkpoint file for a run started here."""
+        folder = self.save_dir / ".checkpoints" if self.save_dir is not None else Path(tempfile.gettempdir())
+        return folder / f"{_run_name(exp)}-{uuid.uuid4().hex[:8]}.checkpoint.pt"
 
     def stop(self) -> None:
         """Ask training to stop after the current step; the run is still evaluated and kept."""
@@ -268,12 +306,13 @@ class TrainingPanel(w.VBox):
 
     def _callback(self, step: int, loss: float) -> None:
         now = time.perf_counter()
-        if not self._steps:
+        first = self._first is None
+        if first:
             self._first = (now, step)
             self.first_point_seconds = now - self._t0
         self._steps.append(step)
         self._losses.append(loss)
-        if now - self._last_draw >= self.throttle or step >= self._total or len(self._steps) == 1:
+        if now - self._last_draw >= self.throttle or step >= self._total or first:
             self._last_draw = now
             on_main(self._draw_progress)
             if step >= self._total or self._stop.is_set():
@@ -282,7 +321,7 @@ class TrainingPanel(w.VBox):
     @property
     def steps_per_second(self) -> float:
         """Training speed since the first step (setup time excluded); 0 before two steps."""
-        if len(self._steps) < 2:
+        if len(self._steps) < 2 or self._first is None:
             return 0.0
         t, s = self._first
         return (self._steps[-1] - s) / max(time.perf_counter() - t, 1e-9)
@@ -316,7 +355,11 @@ class TrainingPanel(w.VBox):
         else:
             self._set_status(f"evaluating on the test tasks: {what} ({done + 1}/{total}) ...")
 
-    def _work(self, exp: Experiment) -> None:
+    def _work(self, exp: Experiment, resume: Path | None) -> None:
+        kwargs = dict(self.run_kwargs)
+        ours = "checkpoint_path" not in kwargs  # the panel made the file, so it may delete it
+        ckpt = resume or kwargs.pop("checkpoint_path", None) or self._checkpoint_file(exp)
+        kwargs.setdefault("checkpoint_every", CHECKPOINT_EVERY)
         try:
             r = workbench.run(
                 exp,
@@ -324,21 +367,28 @@ class TrainingPanel(w.VBox):
                 stop=self._stop,
                 progress=False,
                 on_evaluate=lambda what, done, total: on_main(self._draw_evaluation, what, done, total),
-                **self.run_kwargs,
+                checkpoint_path=ckpt,
+                resume=resume,
+                **kwargs,
             )
             on_main(self._draw_progress)
             on_main(self._show_result, r)
             self.run = r
-            saved = ""
-            if self.save_dir is not None:
-                self.saved_to = r.save(self.save_dir / _run_name(exp))
-                saved = f"; saved to {self.saved_to}"
+            saved = self._save(r, exp)
             for cb in self._on_finish:
                 cb(r)
             done = r.history.steps_done
             how = f"stopped at step {done} of {exp.steps}" if r.history.stopped else f"done: {done} steps"
             ll = r.metrics.get("loglik", math.nan)
-            self._set_status(f"{how} in {r.history.seconds:.1f} s; test log-lik {ll:.3f} nats/target{saved}")
+            more = ""
+            if r.history.stopped and done < exp.steps:
+                self._stopped = (_settings(exp), Path(ckpt), r.history)
+                more = f"; Train continues from step {done} (change a setting to start afresh)"
+            elif ours:
+                Path(ckpt).unlink(missing_ok=True)  # finished and saved: the checkpoint has done its job
+            self._set_status(
+                f"{how} in {r.history.seconds:.1f} s; test log-lik {ll:.3f} nats/target{saved}{more}"
+            )
             on_main(setattr, self.progress, "bar_style", "warning" if r.history.stopped else "success")
         except Exception as err:  # shown in the panel: a thread has nobody else to tell
             self.error = err
@@ -346,6 +396,17 @@ class TrainingPanel(w.VBox):
             self._set_status(f"{type(err).__name__}: {err}", error=True)
         finally:
             on_main(self._finish)
+
+    def _save(self, r: Run, exp: Experiment) -> str:
+        """Save ``r`` in a folder of its own under ``save_dir``; the status text saying where (or why not)."""
+        if self.save_dir is None:
+            return ""
+        target = unique_path(self.save_dir / _run_name(exp, r.history.steps_done))
+        try:
+            self.saved_to = r.save(target)
+        except OSError as err:  # the run is still in memory: say so rather than lose it
+            return f"; NOT saved to {target} ({err}): the run is in .run, save it with .run.save(PATH)"
+        return f"; saved to {self.saved_to}"
 
     def _finish(self) -> None:
         """The idle state: Train on, Stop off, and whoever locked widgets for the run unlocks them."""
