@@ -9,11 +9,14 @@ reference is reported as missing, not guessed.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import torch
+
+from workbench.threads import WAIT_VARS
 
 HERE = Path(__file__).resolve().parent
 REF_PYTHON = HERE.parent / ".venv-ref" / "bin" / "python"
@@ -33,7 +36,9 @@ def run(quick: bool) -> dict:
         capture_output=True,
         text=True,
         timeout=1800,
-        env={"OMP_NUM_THREADS": "2", "PATH": "/usr/bin:/bin", "PYTHONWARNINGS": "ignore"},
+        # The same OpenMP waiting as ours (workbench sets it on import), so neither side spins longer.
+        env={"OMP_NUM_THREADS": "2", "PATH": "/usr/bin:/bin", "PYTHONWARNINGS": "ignore"}
+        | {k: os.environ[k] for k in WAIT_VARS if k in os.environ},
     )
     if proc.returncode != 0:
         out["reference"] = {"error": proc.stderr[-2000:]}
