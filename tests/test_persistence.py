@@ -373,6 +373,10 @@ def test_cli_checks_the_output_before_training(tmp_path, capsys, monkeypatch):
             assert "cannot write" in capsys.readouterr().err
     finally:
         locked.chmod(0o700)
+    assert _cli("--steps", 2, "--out", tmp_path / "file" / "r") == 2  # a folder inside a file
+    assert "cannot write" in capsys.readouterr().err
+    assert main(["run", "--resume", str(tmp_path / "nope.pt"), "--no-progress"]) == 2
+    assert "no checkpoint at" in capsys.readouterr().err
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("x")
     assert _cli("--steps", 2, "--out", tmp_path / "full") == 2

@@ -361,6 +361,8 @@ def _experiment_as_saved(d: dict[str, Any]) -> Experiment:
 def load_run(path: str | Path, device: str = "cpu") -> Run:
     """Read a run written by :meth:`Run.save`; errors name the missing, broken or mismatched file.
 
+    The files must match ``manifest.json`` (their sha256): a mix of two saves is refused naming the
+    file. Runs saved before manifests existed load with a warning (their files cannot be checked).
     A run whose dataset file is gone still loads (weights, metrics, history) with a warning;
     ``Run.data_missing`` says what is missing and ``predict_map`` refuses with that message.
     """
