@@ -10,6 +10,7 @@ import sys
 import tempfile
 import textwrap
 import threading
+import time
 from itertools import islice
 from pathlib import Path
 
@@ -443,3 +444,42 @@ def test_a_run_survives_a_relative_moved_or_missing_dataset(tmp_path, monkeypatc
     save_field(_field(3), tmp_path / "mine.nc")  # a different file under the old name
     with pytest.warns(UserWarning, match="changed since the run was saved"):
         load_run(path)
+
+
+def test_cli_ctrl_c_writes_a_checkpoint_and_resume_finishes(tmp_path, capsys):
+    torch.set_num_threads(1)  # tiny model: a second thread only adds contention
+    out = tmp_path / "r"
+    ckpt = Path(str(out) + ".checkpoint.pt")
+    args = [
+        "--dataset",
+        "gibbs-1d",
+        "--width",
+        "8",
+        "--depth",
+        "2",
+        "--batch-size",
+        "4",
+        "--test-tasks",
+        "16",
+    ]
+    cmd = [sys.executable, "-m", "workbench.cli", "run", *args, "--steps", "100000", "--device", "cpu"]
+    cmd += ["--no-progress", "--out", str(out), "--checkpoint-every", "100000"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 90
+        while not ckpt.exists() and time.time() < deadline and child.poll() is None:
+            time.sleep(0.1)  # the starting state is written once the first loss is finite
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=90)
+    finally:
+        child.kill()
+    assert child.returncode == 130, err[-2000:]
+    assert "interrupted (Ctrl-C)" in err and "--resume PATH" in err and str(ckpt) in err
+    step = load_checkpoint(ckpt)["step"]
+    assert 1 <= step < 100000 and not out.exists()
+    assert (
+        main(["run", "--resume", str(ckpt), "--steps", str(step + 2), "--out", str(out), "--no-progress"])
+        == 0
+    )
+    assert load_run(out).history.step == list(range(1, step + 3))
