@@ -377,3 +377,19 @@ def test_early_stopping_keeps_the_best_validation_step() -> None:
     assert math.isfinite(r.metrics["val_loglik"])
     with pytest.raises(ValueError, match="validation split"):
         run(Experiment(dataset="gibbs-1d", steps=2, test_tasks=16, validate_every=1), progress=False)
+
+
+@pytest.mark.parametrize(
+    "lon,expected",
+    [
+        (np.arange(150.0, 271.0, 30.0), [-210.0, -180.0, -150.0, -120.0, -90.0]),  # Pacific cut, 0..360
+        (np.array([170.0, 175.0, -180.0, -175.0]), [170.0, 175.0, 180.0, 185.0]),  # across 180 in -180..180
+        (np.array([100.0, 140.0, 180.0]), [100.0, 140.0, 180.0]),  # ends at the dateline: kept
+        (np.array([250.0, 260.0, 270.0]), [-110.0, -100.0, -90.0]),  # ERA5 over the US: plain wrap
+        (np.arange(0.0, 360.0, 90.0), [0.0, 90.0, -180.0, -90.0]),  # the whole globe: plain wrap
+    ],
+)
+def test_continuous_longitudes(lon: np.ndarray, expected: list[float]) -> None:
+    from workbench.data.fields import continuous_longitudes
+
+    np.testing.assert_allclose(continuous_longitudes(lon), expected)
