@@ -349,3 +349,9 @@ def test_compare_panel_refresh_survives_a_run_arriving_mid_draw(monkeypatch):
     monkeypatch.setattr(compare, "LineSource", arriving)
     panel.refresh()
     assert "none" in panel.runs
+
+
+def test_user_stations_in_0_360_longitudes_land_where_they_are(field_run):
+    east = predict_map(field_run, context={"lon": [-105.0, -103.0], "lat": [35.0, 36.0], "value": [10, 12]})
+    wrapped = predict_map(field_run, context={"lon": [255.0, 257.0], "lat": [35.0, 36.0], "value": [10, 12]})
+    np.testing.assert_allclose(wrapped["mean"].values, east["mean"].values, rtol=1e-5)
