@@ -106,3 +106,22 @@ def test_a_live_prefetcher_does_not_block_interpreter_exit():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_one_producer_thread_leaves_the_consumers_threads_alone():
+    before = torch.get_num_threads()
+    seen = []
+
+    def source():
+        for i in range(3):
+            seen.append(torch.get_num_threads())
+            yield i
+
+    it = prefetch(source(), threads=1)
+    assert list(it) == [0, 1, 2]
+    assert seen == [1, 1, 1]
+    assert torch.get_num_threads() == before
+    assert _wait_gone()
+    assert list(prefetch(range(2), threads=None)) == [0, 1]
+    with pytest.raises(ValueError, match="threads"):
+        prefetch(range(3), threads=0)

@@ -25,8 +25,16 @@ class _Failed:
         self.error = error
 
 
-def _produce(source: Iterator, items: queue.Queue, stop: threading.Event) -> None:
+def _produce(source: Iterator, items: queue.Queue, stop: threading.Event, threads: int | None) -> None:
     """Pull from ``source`` into ``items`` until it ends, fails, or ``stop`` is set."""
+    restore = None
+    if threads is not None:
+        import torch
+
+        # torch.set_num_threads sets this thread's OpenMP team size and the default that threads
+        # started later pick up; the training thread keeps its own. The default is put back at the end.
+        restore = torch.get_num_threads()
+        torch.set_num_threads(threads)
 
     def put(item: object) -> bool:
         while not stop.is_set():
@@ -50,6 +58,8 @@ def _produce(source: Iterator, items: queue.Queue, stop: threading.Event) -> Non
             if not put(item):
                 return
     finally:
+        if restore is not None:
+            torch.set_num_threads(restore)
         close = getattr(source, "close", None)
         if stop.is_set() and close is not None:
             try:
@@ -75,16 +85,18 @@ class Prefetcher(Iterator[T], Generic[T]):
     exception in ``source`` is raised here, at the item where it happened, with its traceback.
     """
 
-    def __init__(self, source: Iterable[T], depth: int = 2) -> None:
+    def __init__(self, source: Iterable[T], depth: int = 2, threads: int | None = 1) -> None:
         if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
             raise ValueError(f"prefetch depth must be an integer >= 1, got {depth!r}")
+        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+            raise ValueError(f"prefetch threads must be None or an integer >= 1, got {threads!r}")
         self._items: queue.Queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._finished = False
         # The thread holds the queue and the event, never this object, so it can be garbage collected.
         self._thread = threading.Thread(
             target=_produce,
-            args=(iter(source), self._items, self._stop),
+            args=(iter(source), self._items, self._stop, threads),
             name="workbench-prefetch",
             daemon=True,
         )
@@ -128,11 +140,13 @@ class Prefetcher(Iterator[T], Generic[T]):
         self.close()
 
 
-def prefetch(iterator: Iterable[T], depth: int = 2) -> Prefetcher[T]:
+def prefetch(iterator: Iterable[T], depth: int = 2, threads: int | None = 1) -> Prefetcher[T]:
     """``iterator``'s items in the same order, drawn ahead (up to ``depth``) in a background thread.
 
     Deterministic whatever the seeding: one thread pulls items in order, as the consumer would.
-    Close it (``close()``, a ``with`` block, or drop it) to stop the thread; it is a daemon, so it
-    never blocks interpreter exit either.
+    ``threads``: torch intra-op threads of the background thread (``None``: torch's default); 1 leaves
+    the cores to the training step (on 2 shared cores, 1 was faster than the default: see
+    ``bench/bench_families.py``). Close it (``close()``, a ``with`` block, or drop it) to stop the
+    thread; it is a daemon, so it never blocks interpreter exit either.
     """
-    return Prefetcher(iterator, depth)
+    return Prefetcher(iterator, depth, threads)
