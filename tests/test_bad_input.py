@@ -355,3 +355,41 @@ def test_user_stations_in_0_360_longitudes_land_where_they_are(field_run):
     east = predict_map(field_run, context={"lon": [-105.0, -103.0], "lat": [35.0, 36.0], "value": [10, 12]})
     wrapped = predict_map(field_run, context={"lon": [255.0, 257.0], "lat": [35.0, 36.0], "value": [10, 12]})
     np.testing.assert_allclose(wrapped["mean"].values, east["mean"].values, rtol=1e-5)
+
+
+# --- tasks that do not fit the model, through training and prediction -------------------------
+
+
+def _gibbs_batch(n: int = 4) -> Task:
+    return make_dataset("gibbs-1d").test_set(n, batch_size=n, seed=3)[0]
+
+
+@pytest.mark.parametrize("model", ["conv", "transformer", "deepsets"])
+def test_float64_tasks_are_cast_for_training_and_prediction(model):
+    from workbench.train import train
+
+    exp = Experiment(dataset="gibbs-1d", model=model, group="none" if model == "deepsets" else "T")
+    net = build_model(exp, 1, 1, ((-2.0, 2.0),))
+    task = _gibbs_batch().to("cpu", dtype=torch.float64)
+    history = train(net, [task], 2, device="cpu", progress=False)
+    assert len(history.loss) == 2 and all(np.isfinite(history.loss))
+    assert net.predict(task).mean.dtype == torch.float32
+
+
+@pytest.mark.parametrize("model", ["conv", "transformer", "deepsets"])
+def test_tasks_of_other_dimensions_are_refused_by_name(model):
+    from workbench.train import train
+
+    exp = Experiment(dataset="gibbs-1d", model=model, group="none" if model == "deepsets" else "T")
+    net = build_model(exp, 1, 1, ((-2.0, 2.0),))
+    t = _gibbs_batch()
+    planar = Task(torch.cat([t.xc, t.xc], -1), t.yc, torch.cat([t.xt, t.xt], -1), t.yt, t.mask_c)
+    with pytest.raises(ValueError, match="dim_x = 2 but the model was built for dim_x = 1"):
+        net.predict(planar)
+    with pytest.raises(ValueError, match="dim_x = 2 but the model was built for dim_x = 1"):
+        train(net, [planar], 1, device="cpu", progress=False)
+
+
+def test_build_model_refuses_an_inverted_box():
+    with pytest.raises(ValueError, match="inverted or empty on axis 0"):
+        build_model(Experiment(dataset="gibbs-1d"), 1, 1, ((2.0, -2.0),))

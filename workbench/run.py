@@ -75,11 +75,10 @@ class Run:
     data_missing: str = ""
 
     def predict(self, task: Task, *, fixed_inputs: bool = True) -> torch.distributions.Normal:
-        """Predictive distribution for a task (on the model's device, in evaluation mode)."""
+        """Predictive distribution for a task (on the model's device and dtype, in evaluation mode)."""
         self.model.eval()
-        dev = next(self.model.parameters()).device
         with torch.no_grad():
-            return self.model.predict(task.to(dev), fixed_inputs=fixed_inputs)
+            return self.model.predict(task.for_model(self.model), fixed_inputs=fixed_inputs)
 
     def predict_map(self, context: Any = None, grid: Any = None, **kwargs: Any):
         """Maps of the prediction as an ``xarray.Dataset`` (see :func:`workbench.maps.predict_map`)."""

@@ -336,7 +336,7 @@ def train(
         with _ctrl_c_finishes_step(path is not None) as ctrl_c:
             for i in range(start + 1, start + steps + 1):
                 try:
-                    task = next(stream).to(dev)
+                    task = next(stream).for_model(model)
                 except StopIteration:
                     ran_dry = True
                     break

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workbench.config import Experiment
+from workbench.config import Experiment, check_box
 from workbench.groups import get_group
 from workbench.models.base import NeuralProcess
 from workbench.models.conv import ConvCNP
@@ -22,6 +22,14 @@ __all__ = ["ConvCNP", "DeepSetsCNP", "NeuralProcess", "TransformerNP", "build_mo
 
 def build_model(exp: Experiment, dim_x: int, dim_y: int, box: Box) -> NeuralProcess:
     """The neural process an experiment describes, for data of the given dimensions and box."""
+    box = check_box(box)
+    model = _build(exp, dim_x, dim_y, box)
+    # Every family knows its dimensions, so a task of other dimensions is refused clearly (Task.for_model).
+    model.dim_x, model.dim_y = dim_x, dim_y
+    return model
+
+
+def _build(exp: Experiment, dim_x: int, dim_y: int, box: Box) -> NeuralProcess:
     width, depth = DEFAULT_SIZE[exp.model]
     if exp.model == "conv" and dim_x == 2:
         width, depth = CONV_2D["width"], CONV_2D["depth"]

@@ -25,7 +25,8 @@ class NeuralProcess(nn.Module):
         raise NotImplementedError
 
     def predict(self, task: Task, *, fixed_inputs: bool = True) -> Normal:
-        """Predictive distribution for a :class:`Task`."""
+        """Predictive distribution for a :class:`Task` (cast to the model's dtype and device)."""
+        task = task.for_model(self)
         return self(task.xc, task.yc, task.xt, task.mask_c, fixed_inputs=fixed_inputs)
 
     def loglik(self, task: Task, *, fixed_inputs: bool = True) -> Tensor:
