@@ -86,6 +86,10 @@ from workbench.data.registry import STRENGTH_DATASETS, make_dataset, parse_stren
 from workbench.evaluate import loglik_per_task, mean_se, orbit_error
 from workbench.models import build_model
 
+# Check the parameters before any arithmetic on them: a bad value gets Experiment's clear message.
+common_checks = dict(dataset=dataset, group=group, strength=strength, n_fixed=n_fixed, lr=lr, device=device)
+Experiment(steps=steps, test_tasks=test_tasks, **common_checks)
+Experiment(steps=sweep_steps, **common_checks)
 if fast:
     steps, sweep_steps, test_tasks = min(steps, 5), min(sweep_steps, 3), min(test_tasks, 64)
     seeds = min(seeds, 2)

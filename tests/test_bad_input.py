@@ -393,3 +393,10 @@ def test_tasks_of_other_dimensions_are_refused_by_name(model):
 def test_build_model_refuses_an_inverted_box():
     with pytest.raises(ValueError, match="inverted or empty on axis 0"):
         build_model(Experiment(dataset="gibbs-1d"), 1, 1, ((2.0, -2.0),))
+
+
+def test_a_notebook_parameter_of_the_wrong_type_is_named_before_any_work(capsys):
+    from workbench.cli import main
+
+    assert main(["notebook", "02", "-p", "steps", "abc", "--no-progress"]) != 0
+    assert "Experiment.steps = 'abc' must be an integer" in capsys.readouterr().err
