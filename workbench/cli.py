@@ -123,8 +123,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     _experiment_args(sw)
     sw.add_argument("--vary", action="append", default=[], metavar="FIELD=V1,V2,...", help="a swept field")
-    sw.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
-    sw.add_argument("--out", default="sweep.nc", help="netCDF file for the results (default sweep.nc)")
+    sw.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes of the embedded Dask cluster (default: the CPUs this process may use)",
+    )
+    sw.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="tcp://HOST:PORT",
+        help="run on this Dask scheduler instead of an embedded cluster (e.g. one started by dask-jobqueue)",
+    )
+    sw.add_argument(
+        "--out",
+        default="sweep.nc",
+        help="netCDF file for the results, rewritten after every run; the runs are saved under OUT's "
+        "name with .runs (default sweep.nc, sweep.runs/)",
+    )
+    sw.add_argument("--resume", action="store_true", help="continue the sweep in --out: run what is not done")
+    sw.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     sw.add_argument("--no-progress", action="store_true", help="no progress bar")
     nb = sub.add_parser(
         "notebook",
@@ -193,9 +211,16 @@ def _sweep(args: argparse.Namespace) -> int:
             raise ValueError("give at least one --vary FIELD=V1,V2,...")
         # The file is checked before any training and rewritten after every finished run.
         result = sweep(
-            Experiment(**given), grid, workers=args.workers, progress=not args.no_progress, out=args.out
+            Experiment(**given),
+            grid,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            progress=not args.no_progress,
+            out=args.out,
+            resume=args.resume,
+            overwrite=args.overwrite,
         )
-    except ValueError as err:
+    except (ValueError, ImportError, OSError) as err:
         print(f"workbench: {err}", file=sys.stderr)
         return 2
     print(result)
