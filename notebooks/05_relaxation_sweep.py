@@ -29,7 +29,9 @@
 # departing from translation symmetry is worth tenths of a nat. It collects the metrics in
 # an `xarray.Dataset` with dimensions `group`, `strength` and `seed`, plots means with
 # standard errors over seeds against the ceilings of the data, and saves the dataset to
-# netCDF so a sweep can be compared with the next one. On a geographic dataset (e.g.
+# netCDF so a sweep can be compared with the next one. The runs are independent, so they go
+# to a Dask cluster (`workbench.sweep.sweep`): by default one started here with a worker
+# process per CPU, or your own cluster with `scheduler = "tcp://HOST:PORT"`. On a geographic dataset (e.g.
 # `dataset = "colorado-temperature"`, groups `T` and `T+C4`) the correlation between the
 # learned breaking field and elevation is swept too.
 
@@ -44,8 +46,11 @@ seeds = 3  # seeds per point: results are mean +- standard error over seeds
 test_tasks = 512  # test tasks for the log-likelihoods (the same for every model)
 reference_none = True  # also train the free model (group none) as a reference line
 results_path = "relaxation_sweep.nc"  # the results Dataset is saved here (netCDF)
-train = True  # False: load the runs from run_dir instead of training them
-run_dir = None  # folder with one run per (group, strength, seed), e.g. T_s0.5/seed0, plus none
+train = True  # False: read the finished sweep from run_dir instead of training
+run_dir = "relaxation_sweep"  # the sweep's files: sweep.nc, none.nc and each run under sweep.runs/
+resume = False  # True: continue an interrupted sweep in run_dir (only the runs not done)
+workers = None  # worker processes of the local Dask cluster (None: one per usable CPU)
+scheduler = None  # or the address of your own Dask cluster, e.g. "tcp://10.0.0.5:8786"
 metrics_path = None  # write the key numbers as JSON here
 device = "auto"  # auto, cpu or cuda
 
@@ -58,22 +63,20 @@ import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
-from tqdm.auto import tqdm
 
 import workbench.plot
 from workbench import Experiment, get_group
-from workbench.cache import train_or_load
 from workbench.data.registry import make_dataset
 from workbench.evaluate import orbit_error
 from workbench.models import build_model
 from workbench.run import METRICS
-from workbench.sweep import summarise
+from workbench.sweep import dashboard_link, local_client, paired_difference, summarise, sweep
 
 if fast:
     steps, test_tasks, seeds = min(steps, 3), min(test_tasks, 16), min(seeds, 2)
     strengths = [0.0, 0.5, 1.0]
-if not train and run_dir is None:
-    raise ValueError("train = False loads saved runs: give run_dir")
+if not train and not (Path(run_dir) / "sweep.nc").exists():
+    raise ValueError(f"train = False reads a finished sweep: {run_dir}/sweep.nc does not exist")
 groups, strengths = [str(g) for g in groups], [float(s) for s in strengths]
 seed_list = list(range(int(seeds)))
 parameters = dict(
@@ -88,7 +91,10 @@ parameters = dict(
     reference_none=reference_none,
     results_path=str(results_path),
     train=train,
-    run_dir=run_dir,
+    run_dir=str(run_dir),
+    resume=resume,
+    workers=workers,
+    scheduler=scheduler,
     device=device,
 )
 sampler = make_dataset(dataset)
@@ -126,37 +132,49 @@ table.to_frame().style.format("{:.2e}")
 
 
 # %% [markdown]
-# ## 2. The sweep
+# ## 2. The sweep, on Dask
 #
-# One training run per point and seed; with `run_dir` each run is saved (or, with
-# `train = False`, loaded) under a folder named after its group, strength and seed.
-
+# One training run per (group, strength, seed), plus the free model (`none`) per seed. Every
+# run is a task for a Dask cluster: here a local one with a worker process per CPU (one
+# torch thread each), or yours when `scheduler` is set. Runs come back as they finish; each
+# is saved at once under `run_dir/sweep.runs/`, and `run_dir/sweep.nc` is rewritten after
+# every run, so an interrupted sweep keeps what it finished and `resume = True` (or
+# `workbench sweep --resume` in a shell) runs only the rest. A run that fails (a diverging
+# learning rate) is a NaN cell with its error text in the `error` variable, not the end of
+# the sweep. The Dask dashboard (live task stream, worker memory) is linked below when the
+# cluster serves one (it needs the `bokeh` package).
 
 # %%
-def folder(group: str, strength: float | None, seed: int) -> Path | None:
-    """Where the run of one point of the sweep is saved."""
-    if run_dir is None:
-        return None
-    name = "none" if strength is None else f"{group}_s{strength:g}"
-    return Path(run_dir) / name / f"seed{seed}"
-
-
-points = [(g, s) for g in groups for s in strengths]
-if reference_none:
-    points.append(("none", None))
-runs = {point: [] for point in points}
-for (g, s), seed in tqdm([(p, seed) for p in points for seed in seed_list], desc="sweep"):
-    runs[g, s].append(train_or_load(experiment(g, s, seed), folder(g, s, seed), train=train, progress=False))
-first_seed = {f"{g} @ {s}": rs[0].metrics for (g, s), rs in runs.items()}
-pd.DataFrame(first_seed).T.style.format("{:.4g}").set_caption("all metrics, first seed")
+grid = {"group": groups, "strength": strengths, "seed": seed_list}
+Path(run_dir).mkdir(parents=True, exist_ok=True)
+files = {"sweep": Path(run_dir) / "sweep.nc", "none": Path(run_dir) / "none.nc"}
+if train:
+    client = local_client(workers) if scheduler is None else None
+    if client is not None:
+        print("Dask dashboard:", dashboard_link(client) or "none (pip install bokeh for one)")
+    try:
+        on = dict(client=client, scheduler=scheduler, resume=resume, overwrite=not resume)
+        swept = sweep(experiment(groups[0], strengths[0], 0), grid, out=files["sweep"], **on)
+        if reference_none:
+            sweep(experiment("none", None, 0), {"seed": seed_list}, out=files["none"], **on)
+    finally:
+        if client is not None:
+            client.close()
+swept = xr.load_dataset(files["sweep"])
+free_runs = xr.load_dataset(files["none"]) if reference_none else None
+failed = swept["status"].values != "done"
+if failed.any():
+    print(f"{int(failed.sum())} runs did not finish:", np.unique(swept["error"].values[failed]))
+swept[["status", "run_path"]].to_dataframe().head()
 
 # %% [markdown]
 # ## 3. Collect the results as an `xarray.Dataset`
 #
-# Every metric becomes a variable over `(group, strength, seed)` with its units and meaning
-# as attributes; the free reference model's numbers are over `seed` only (`*_none`). The
-# dataset is written to `results_path` as netCDF and can be read back with
-# `xarray.open_dataset`; `results.mean("seed")` gives the means.
+# The sweep's Dataset already has every metric as a variable over `(group, strength, seed)`
+# with its units and meaning as attributes. `results` keeps those, adds the free reference
+# model's numbers over `seed` only (`*_none`), and is written to `results_path` as netCDF
+# (read it back with `xarray.open_dataset`; `results.mean("seed")` gives the means). The
+# per-task log-likelihoods (`loglik_per_task`, over `task` too) stay in `run_dir/sweep.nc`.
 
 # %%
 units = sampler.coords.units if hasattr(sampler, "coords") else "same as y"
@@ -175,47 +193,29 @@ described = {
         "long_name": "root mean square of the breaking field inside the box",
     },
 }
-swept = [r for (g, s), rs in runs.items() if s is not None for r in rs]
-names = [n for n in swept[0].metrics if all(n in r.metrics for r in swept)]
-data_vars = {
-    name: (
-        ("group", "strength", "seed"),
-        np.array(
-            [[[r.metrics[name] for r in runs[g, s]] for s in strengths] for g in groups],
-            dtype=float,
-        ),
-        described.get(name, {}),
-    )
-    for name in names
-}
+results = swept.drop_dims("task").drop_vars(["status", "error", "run_path"])
+for name in results.data_vars:
+    results[name].attrs.update(described.get(str(name), {}))
 if reference_none:
     for name in ("loglik", "oracle_loglik", "orbit_error"):
-        if all(name in r.metrics for r in runs["none", None]):
+        if name in free_runs:
             attrs = {**described.get(name, {}), "note": "free reference model (group none)"}
-            values = [r.metrics[name] for r in runs["none", None]]
-            data_vars[f"{name}_none"] = (("seed",), np.array(values, dtype=float), attrs)
-results = xr.Dataset(
-    data_vars,
-    coords={
-        "group": ("group", groups, {"long_name": "symmetry group of the equivariant part"}),
-        "strength": (
-            "strength",
-            strengths,
-            {"units": "1", "long_name": "relaxation strength (fixed-input dropout 1 - strength)"},
-        ),
-        "seed": ("seed", seed_list, {"long_name": "training seed (same test tasks for all)"}),
-    },
-    attrs={
-        "title": f"relaxation sweep on {dataset}",
-        "dataset": dataset,
-        "model": "conv",
-        "relaxation": "fixed-inputs",
-        "steps": steps,
-        "lr": lr,
-        "test_tasks": test_tasks,
-        "source": "notebooks/05_relaxation_sweep.ipynb (AENP Workbench)",
-    },
+            results[f"{name}_none"] = (("seed",), free_runs[name].values, attrs)
+results["group"].attrs["long_name"] = "symmetry group of the equivariant part"
+results["strength"].attrs.update(
+    units="1", long_name="relaxation strength (fixed-input dropout 1 - strength)"
 )
+results["seed"].attrs["long_name"] = "training seed (same test tasks for all)"
+results.attrs = {
+    "title": f"relaxation sweep on {dataset}",
+    "dataset": dataset,
+    "model": "conv",
+    "relaxation": "fixed-inputs",
+    "steps": steps,
+    "lr": lr,
+    "test_tasks": test_tasks,
+    "source": "notebooks/05_relaxation_sweep.ipynb (AENP Workbench)",
+}
 Path(results_path).parent.mkdir(parents=True, exist_ok=True)
 results.to_netcdf(results_path)
 print(f"saved to {results_path}")
@@ -226,6 +226,16 @@ per_seed = [v for v in results.data_vars if "seed" in results[v].dims]
 mean = xr.Dataset({v: summary[f"{v}_mean"] for v in per_seed})
 se = xr.Dataset({v: summary[f"{v}_se"] for v in per_seed})
 results
+
+# %% [markdown]
+# Every run is scored on the same test tasks, so two settings can be compared **task by
+# task**: the paired difference cancels how hard each task is and has a far smaller standard
+# error than the two means' error bars suggest. Here the strongest relaxation minus the strict
+# model, per group, averaged over seeds task by task (`pool="seed"`):
+
+# %%
+paired = paired_difference(swept, {"strength": strengths[-1]}, {"strength": strengths[0]}, pool="seed")
+paired.to_dataframe()
 
 # %% [markdown]
 # ## 4. Plots
@@ -303,15 +313,25 @@ def as_strict(metrics: dict) -> dict:
     return m
 
 
+def seed_metrics(ds: xr.Dataset, **point) -> list[dict]:
+    """The metrics of one point of a sweep, one dict per seed that finished."""
+    cell = ds.sel(point)
+    names = [
+        v for v in cell.data_vars if cell[v].dims == ("seed",) and v not in ("status", "error", "run_path")
+    ]
+    done = cell["status"].values == "done"
+    return [{v: float(cell[v].values[i]) for v in names} for i in np.flatnonzero(done)]
+
+
 gap_rows = {}
 if "equivariant_loglik" in results:
     middle = strengths[len(strengths) // 2]
     for g in groups:
         for s in dict.fromkeys([strengths[0], middle, strengths[-1]]):
-            ms = [r.metrics for r in runs[g, s]]
+            ms = seed_metrics(swept, group=g, strength=s)
             gap_rows[f"{g} @ {s:g}"] = [as_strict(m) for m in ms] if s == 0 else ms
     if reference_none:
-        gap_rows["none"] = [r.metrics for r in runs["none", None]]
+        gap_rows["none"] = seed_metrics(free_runs)
     title = f"{dataset}: where the gap to the oracle goes (mean ± s.e. over {n} seeds)"
     fig = workbench.plot.gap_split(gap_rows, title=title)
     plt.show()
@@ -381,12 +401,15 @@ else:
 # Whatever makes one seed's test score high or low for both models (the same test tasks,
 # the same initialisation of the shared network) cancels in the paired difference, so its
 # standard error is usually smaller than the error bars of the two means suggest.
-# Notebook 02 goes one step further and pairs per test task.
+# Pairing per test task goes one step further: `paired_difference` (section 3) does it with
+# the per-task log-likelihoods in `run_dir/sweep.nc`.
 #
 # </details>
 
 # %%
-strict_points = [r.metrics["orbit_error"] for g in groups if (g, 0.0) in runs for r in runs[g, 0.0]]
+strict_points = (
+    [float(v) for v in results["orbit_error"].sel(strength=0.0).values.ravel()] if 0.0 in strengths else []
+)
 
 
 def per_point(name: str, table: xr.Dataset) -> dict:
