@@ -18,6 +18,12 @@ win when the mean over seeds exceeds 2 of those standard errors.
 Real datasets use early stopping on their validation split (as bench_maps does). Runs go to a pool
 of 2 processes, one torch thread each; the budget is a number of steps per dataset (``STEPS``),
 chosen from a quick measurement (about 25 CPU-seconds per model on this loaded machine; see ``STEPS``).
+
+``--lesson [DATASET ...]`` (issue 9): strict and fixed-inputs ConvCNPs, each with the grid placed on
+the contexts only (the default) and on contexts and targets (``"all"``), 3 seeds, the same CPU budget
+each (``LESSON_CPU`` seconds), scored on the same test tasks against ceilings A, B, D and D'
+(``results/worlds-grid.json``). ``--grid-speed`` / ``--grid-speed-cpu``: the cost of each placement
+on the bench shape, beside ``neuralprocesses``.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import math
 import multiprocessing
 import os
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -65,8 +72,9 @@ def _test_tasks(name: str, n_test: int) -> list:
     return make_dataset(name).test_set(n_test, batch_size=BATCH, seed=TEST_SEED)
 
 
-def _ceilings_job(name: str, n_test: int) -> dict[str, Any]:
-    """Ceilings A, B, D of a synthetic world on the shared test tasks (per-task arrays as lists)."""
+def _ceilings_job(name: str, n_test: int, all_targets: bool = False) -> dict[str, Any]:
+    """Ceilings A, B, D (and D' with ``all_targets``) of a synthetic world on the shared test tasks
+    (per-task arrays as lists)."""
     import torch
 
     from workbench.ceilings import ceilings
@@ -74,14 +82,27 @@ def _ceilings_job(name: str, n_test: int) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    c = ceilings(make_dataset(name), _test_tasks(name, n_test))
+    c = ceilings(make_dataset(name), _test_tasks(name, n_test), all_targets=all_targets)
     out = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in c.items()}
     out["seconds"] = time.perf_counter() - t0
     return out
 
 
-def _train_job(name: str, model_name: str, seed: int, steps: int, n_test: int, n_val: int) -> dict[str, Any]:
-    """Train one model (one thread) and score it per task on the shared test tasks."""
+def _train_job(
+    name: str,
+    model_name: str,
+    seed: int,
+    steps: int,
+    n_test: int,
+    n_val: int,
+    grid: str | None = None,
+    cpu_budget: float | None = None,
+) -> dict[str, Any]:
+    """Train one model (one thread) and score it per task on the shared test tasks.
+
+    ``grid``: the ConvCNP's grid placement (``"context"``, ``"context:SPAN"`` or ``"all"``; None:
+    the default).
+    ``cpu_budget``: stop after this many CPU-seconds of training (``steps`` is then a cap)."""
     import torch
 
     from workbench import Experiment
@@ -96,7 +117,19 @@ def _train_job(name: str, model_name: str, seed: int, steps: int, n_test: int, n
     exp = Experiment(dataset=name, model="conv", steps=steps, lr=LR, seed=seed, **MODELS[model_name])
     torch.manual_seed(seed)
     model = build_model(exp, test[0].dim_x, test[0].dim_y, sampler.box)
+    if grid is not None:
+        centre, _, span = grid.partition(":")
+        model.set_grid(centre, float(span) if span else None)
     callbacks, keep = [], None
+    stop = threading.Event()
+    if cpu_budget is not None:
+        cpu_start = time.process_time()
+
+        def out_of_time(step: int, loss: float) -> None:
+            if time.process_time() - cpu_start >= cpu_budget:
+                stop.set()
+
+        callbacks.append(out_of_time)
     if name in REAL:
         val = sampler.validation_set(n_val, batch_size=BATCH, seed=VAL_SEED)
         keep = KeepBest(model, val, every=max(steps // 6, 1))
@@ -110,6 +143,7 @@ def _train_job(name: str, model_name: str, seed: int, steps: int, n_test: int, n
         device="cpu",
         progress=False,
         callbacks=callbacks,
+        stop=stop,
     )
     row: dict[str, Any] = {
         "train_seconds": time.perf_counter() - wall0,
@@ -147,7 +181,15 @@ def _pool_map(jobs: list[tuple], workers: int, raw_path: Path) -> list[Any]:
             with raw_path.open("a") as fh:
                 fh.write(json.dumps({"job": [fn.__name__, *args], "result": out[-1]}) + "\n")
             if fn.__name__ == "_train_job":
-                print(args[:3], round(out[-1]["loglik"], 4), f"{out[-1]['train_seconds']:.0f}s", flush=True)
+                r = out[-1]
+                label = [*args[:3], *args[6:7]]
+                print(
+                    label,
+                    round(r["loglik"], 4),
+                    r["steps"],
+                    f"{r['train_cpu_seconds']:.0f} CPU-s",
+                    flush=True,
+                )
             else:
                 print("ceilings", args[0], f"{out[-1]['seconds']:.0f}s", flush=True)
     return out
@@ -276,6 +318,165 @@ def from_raw(path: Path, wall: float, load0: list[float]) -> dict[str, Any]:
     return build(raw, _meta(seeds, n_test, 128, 2, wall, load0))
 
 
+#: The lesson check of the grid placement (issue 9): strict and fixed-inputs ConvCNPs, each trained
+#: with the grid centred on the contexts only (the default) and on contexts and targets ("all"),
+#: the same CPU budget each, scored against ceilings A, B, D and D'.
+LESSON_MODELS = ["strict", "fixed-inputs"]
+LESSON_GRIDS = os.environ.get("LESSON_GRIDS", "context,all").split(",")
+
+
+def lesson(datasets: list[str], seeds: list[int], cpu_budget: float, n_test: int) -> dict[str, Any]:
+    """``python bench/bench_worlds.py --lesson [DATASET ...]``: JSON to ``results/worlds-grid.json``
+    (raw rows, one per finished job, to ``worlds-grid-raw.jsonl``; ``--lesson-from-raw`` rebuilds the
+    JSON from them, e.g. after an interrupted run)."""
+    jobs: list[tuple] = [(_ceilings_job, d, n_test, True) for d in datasets]
+    jobs += [
+        (_train_job, d, m, s, 100_000, n_test, 0, g, cpu_budget)
+        for d in datasets
+        for s in seeds
+        for m in LESSON_MODELS
+        for g in LESSON_GRIDS
+    ]
+    t0, load0 = time.perf_counter(), os.getloadavg()
+    raw_name = os.environ.get("LESSON_OUT", "worlds-grid.json").replace(".json", "-raw.jsonl")
+    results = _pool_map(jobs, 2, RESULTS / raw_name)
+    raw = [{"job": [j[0].__name__, *j[1:]], "result": r} for j, r in zip(jobs, results, strict=True)]
+    meta = _meta(seeds, n_test, 0, 2, time.perf_counter() - t0, load0)
+    return summarise_lesson(raw, {**meta, "cpu_budget_seconds": cpu_budget})
+
+
+def summarise_lesson(raw: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
+    """The lesson's JSON from raw rows: per (model, grid) mean ± s.e. over seeds, the difference to
+    each ceiling, and paired differences (over the seeds both models have) ± s.e. over seeds."""
+    from workbench.ceilings import per_task_difference
+    from workbench.evaluate import mean_se
+
+    ceil = {r["job"][1]: r["result"] for r in raw if r["job"][0] == "_ceilings_job"}
+    out: dict[str, Any] = {**meta, "datasets": {}}
+    for d, c in ceil.items():
+        ref = {"A": c["oracle_per_task"], "B": c["gaussian_per_task"], "D": c["equivariant_per_task"]}
+        if "equivariant_all_targets_per_task" in c:
+            ref["D'"] = c["equivariant_all_targets_per_task"]
+        entry: dict[str, Any] = {"ceilings": {k: float(np.mean(v)) for k, v in ref.items()}, "models": {}}
+        per_task: dict[str, dict[int, np.ndarray]] = {}
+        for r in raw:
+            j, res = r["job"], r["result"]
+            if j[0] != "_train_job" or j[1] != d:
+                continue
+            key = f"{j[2]}/{j[7]}"
+            per_task.setdefault(key, {})[j[3]] = np.asarray(res["loglik_per_task"])
+            m = entry["models"].setdefault(key, {"seeds": [], "loglik": [], "steps": [], "cpu_s": []})
+            m["seeds"].append(j[3])
+            m["loglik"].append(res["loglik"])
+            m["steps"].append(res["steps"])
+            m["cpu_s"].append(res["train_cpu_seconds"])
+        for key, m in entry["models"].items():
+            m["mean"], m["se_over_seeds"] = mean_se(m["loglik"])
+            # Relative to each ceiling: mean over seeds of the paired per-task difference, s.e. over seeds.
+            m["minus_ceiling"] = {
+                k: mean_se([per_task_difference(x, v)[0] for x in per_task[key].values()])
+                for k, v in ref.items()
+            }
+        grids = sorted({k.split("/")[1] for k in per_task}, key=lambda g: g != "context")
+        pairs = [(f"fixed-inputs/{g}", f"strict/{g}") for g in grids]
+        pairs += [(f"{m}/{g}", f"{m}/{grids[0]}") for g in grids[1:] for m in LESSON_MODELS]
+        entry["paired"] = {}
+        for a, b in pairs:
+            common = sorted(set(per_task.get(a, {})) & set(per_task.get(b, {})))
+            if len(common) >= 2:
+                xs = [per_task[a][s].tolist() for s in common]
+                entry["paired"][f"{a} - {b}"] = _paired(xs, [per_task[b][s].tolist() for s in common])
+        out["datasets"][d] = entry
+    path = RESULTS / os.environ.get("LESSON_OUT", "worlds-grid.json")
+    path.write_text(json.dumps(out, indent=2))
+    for d, e in out["datasets"].items():
+        print(d, json.dumps(e["ceilings"]))
+        for k, m in e["models"].items():
+            print(f"  {k:<22} {m['mean']:.4f} ± {m['se_over_seeds']:.4f}  steps {m['steps']}")
+            print(
+                "    minus ceiling", {c: f"{v[0]:+.4f} ± {v[1]:.4f}" for c, v in m["minus_ceiling"].items()}
+            )
+        for k, p in e["paired"].items():
+            print(f"  {k:<44} {p['mean']:+.4f} ± {p['se_over_seeds']:.4f}  per seed {p['per_seed']}")
+    return out
+
+
+def grid_speed(n: int = 60, rounds: int = 2, threads: int = 2, reference: bool = True) -> dict[str, Any]:
+    """``python bench/bench_worlds.py --grid-speed``: ms per training step and per 512-point prediction
+    of the bench ConvCNP (``bench_core.speed``'s shape, 2 threads) with each grid placement, and of
+    ``neuralprocesses`` (``.venv-ref``) in between, in alternating rounds (the machine is shared).
+    Also CPU ms per step (process time / steps), which a loaded machine disturbs less than wall
+    time. ``--grid-speed-cpu``: one thread, ours only."""
+    import subprocess
+
+    import torch
+
+    from workbench import Experiment
+    from workbench.data.registry import make_dataset
+    from workbench.models import build_model
+    from workbench.train import make_optimizer
+
+    here = Path(__file__).resolve().parent
+    sys.path.insert(0, str(here))
+    from bench_core import _median_ms
+
+    torch.set_num_threads(threads)
+    sampler = make_dataset("gibbs-1d")
+    g = torch.Generator().manual_seed(0)
+    tasks = [sampler.sample(16, g) for _ in range(8)]
+    ref_python = here.parent / ".venv-ref" / "bin" / "python"
+    out: dict[str, list[dict[str, float]]] = {}
+    for _ in range(rounds):
+        for label in ("all", "context", "context:2"):
+            torch.manual_seed(0)
+            m = build_model(Experiment(model="conv", group="T", relaxation="strict"), 1, 1, sampler.box)
+            centre, _, span = label.partition(":")
+            m.set_grid(centre, float(span) if span else None)
+            opt = make_optimizer(m, 5e-4)
+            m.train()
+
+            def step(i: int, m=m, opt=opt) -> None:
+                loss = -m.loglik(tasks[i % len(tasks)]).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(m.parameters(), 0.5)
+                opt.step()
+
+            for i in range(5):
+                step(i)
+            cpu0 = time.process_time()
+            train_ms = _median_ms(step, n)
+            train_cpu_ms = 1e3 * (time.process_time() - cpu0) / n
+            m.eval()
+            t = tasks[0].select(slice(0, 1))
+            x = torch.linspace(-4, 4, 512).view(1, 512, 1)
+            cpu0 = time.process_time()
+            with torch.no_grad():
+                pred_ms = _median_ms(lambda i, m=m, t=t, x=x: m(t.xc, t.yc, x, t.mask_c), n)
+            pred_cpu_ms = 1e3 * (time.process_time() - cpu0) / n
+            row = {
+                "train_step_ms": train_ms,
+                "predict_512_ms": pred_ms,
+                "train_step_cpu_ms": train_cpu_ms,
+                "predict_512_cpu_ms": pred_cpu_ms,
+                "n_grid": m.n_grid,
+            }
+            out.setdefault(label, []).append(row)
+            print(label, row, flush=True)
+        if reference and ref_python.exists():
+            proc = subprocess.run(
+                [str(ref_python), str(here / "reference_neuralprocesses.py")],
+                capture_output=True,
+                text=True,
+                timeout=1800,
+                env={"OMP_NUM_THREADS": "2", "PATH": "/usr/bin:/bin", "PYTHONWARNINGS": "ignore"},
+            )
+            ref = json.loads(proc.stdout.strip().splitlines()[-1])
+            out.setdefault("neuralprocesses", []).append(ref)
+            print("neuralprocesses", ref, flush=True)
+    return out
+
+
 def _time(steps: int = 30) -> None:
     """Steps/s per dataset (fixed-inputs model, one thread): ``python bench/bench_worlds.py --time``."""
     import torch
@@ -301,4 +502,22 @@ def _time(steps: int = 30) -> None:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    _time(int(sys.argv[2]) if len(sys.argv) > 2 else 30)
+    # workbench before torch: its thread defaults (set when torch loads) are the ones users get.
+    import workbench  # noqa: F401
+
+    if len(sys.argv) > 1 and sys.argv[1] == "--grid-speed":
+        print(json.dumps(grid_speed()))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--grid-speed-cpu":
+        print(json.dumps(grid_speed(n=40, rounds=2, threads=1, reference=False)))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--lesson-from-raw":
+        rows = [json.loads(x) for x in (RESULTS / "worlds-grid-raw.jsonl").read_text().splitlines() if x]
+        summarise_lesson(
+            rows, {"from_raw": True, "cpu_budget_seconds": float(os.environ.get("LESSON_CPU", 60))}
+        )
+    elif len(sys.argv) > 1 and sys.argv[1] == "--lesson":
+        # --lesson [DATASET ...]; env LESSON_CPU (CPU-seconds per model, 60), LESSON_TASKS (1024).
+        names = sys.argv[2:] or ["mountain-1d", "noise-1d"]
+        budget = float(os.environ.get("LESSON_CPU", 60))
+        lesson(names, [0, 1, 2], budget, int(os.environ.get("LESSON_TASKS", 1024)))
+    else:
+        _time(int(sys.argv[2]) if len(sys.argv) > 2 else 30)

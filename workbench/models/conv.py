@@ -14,7 +14,13 @@ from workbench.nn.fixed_inputs import Box, FixedInputs
 from workbench.nn.likelihood import HeteroscedasticNormal
 from workbench.nn.mlp import MLP
 from workbench.nn.relaxed_conv import RelaxedConvBody
-from workbench.nn.setconv import SetConvDecoder, SetConvEncoder, data_centre, make_grid
+from workbench.nn.setconv import SetConvDecoder, SetConvEncoder, context_centre, data_centre, make_grid
+
+#: Default placement of the internal grid: ``"context"`` (centre of the real context points' box)
+#: or ``"all"`` (centre of the box of contexts and targets); see :class:`ConvCNP`.
+GRID_CENTRE = "context"
+#: Default grid width, in widths of the model's box, for the ``"context"`` placement.
+GRID_SPAN = 1.0
 
 
 class ConvCNP(NeuralProcess):
@@ -23,6 +29,33 @@ class ConvCNP(NeuralProcess):
     ``body`` maps grid features ``[b, n.., c_in]`` (and the absolute grid, for relaxed bodies) to
     ``[b, n.., channels]``. ``fixed`` (if given and not owned by the body) is concatenated to the
     encoder's channels before the body, as B extra channels.
+
+    **The internal grid** has a fixed spacing and size and is placed per task (``grid_centre``):
+
+    - ``"context"`` (default, :data:`GRID_CENTRE`): centred on the bounding box of the real context
+      points. The prediction at a target is then a function of the context and that target only:
+      consistent (asking other targets changes nothing) and, for a strict model, exactly equivariant
+      (the box centre moves with translations, 90-degree rotations and axis reflections), so the
+      strict ceiling D of :mod:`workbench.ceilings` bounds it. ``grid_span`` is the grid's width in
+      box widths (default :data:`GRID_SPAN` = 1, the same number of points as the ``"all"`` grid, so
+      the same cost): it reaches every context point inside the box with room to spare (the
+      context windows of the synthetic worlds are half the box), but a target farther than about
+      half a box width from the context's centre lies off the grid; the decoder's weights there
+      underflow to 0 and it gets the far-field prediction ``head(0)``, one value whatever its
+      position. For a strict model that is a legitimate equivariant answer (it depends on the
+      target's position relative to the context only), and it is close to what the CNN gives
+      anyway: beyond the receptive field of every context point its input is constant. It
+      costs the fixed-inputs model the position information at those few targets (only tasks with
+      very few context points, all near one edge). ``grid_span=2`` reaches every target in the box
+      from any context centre in the box, at about 1.5x the training time.
+    - ``"all"``: centred on the box of contexts *and* targets (the older placement). Equivariant as
+      a function of the whole task, but the targets fill their window, so the grid's zero-padded
+      edges sit at almost fixed offsets from the window: a "strict" model knows absolute position,
+      scores up to D' (above D), and its prediction at a target depends on the other targets.
+
+    A task without real context points: its grid sits at the box centre and, unless fixed inputs are
+    on, every target reads the grid's centre: one prediction for all targets, the only consistent
+    strictly equivariant answer to an empty context.
     """
 
     def __init__(
@@ -41,15 +74,14 @@ class ConvCNP(NeuralProcess):
         body: nn.Module | None = None,
         isotropic: bool = False,
         dilations: tuple[int, ...] | None = None,
+        grid_centre: str | None = None,
+        grid_span: float | None = None,
     ) -> None:
         super().__init__()
         self.dim_x, self.box = dim_x, tuple(box)
-        width = max(hi - lo for lo, hi in box)
         self.spacing = 1.0 / points_per_unit
-        # The grid is centred on the data, so it must span the whole box plus room for the kernels.
-        margin = max(0.05 * width, 2 * self.spacing)
-        self.n_grid = int(math.ceil((width + 2 * margin) * points_per_unit)) | 1
-        self.register_buffer("offsets", make_grid(torch.zeros(1, dim_x), self.n_grid, self.spacing)[0], False)
+        self.register_buffer("box_centre", torch.tensor([(lo + hi) / 2 for lo, hi in box]), False)
+        self.set_grid(grid_centre or GRID_CENTRE, grid_span)
         lengthscale = 1.6 / points_per_unit
         self.encoder = SetConvEncoder(dim_x, lengthscale, isotropic)
         self.embed = MLP(dim_y + 1, channels, hidden=channels, layers=1)
@@ -72,6 +104,22 @@ class ConvCNP(NeuralProcess):
         self.head = MLP(channels, 2 * dim_y, hidden=channels, layers=1)
         self.likelihood = HeteroscedasticNormal()
 
+    def set_grid(self, centre: str, span: float | None = None) -> None:
+        """Place the internal grid: ``centre`` ``"context"`` or ``"all"``; ``span`` its width in box
+        widths (``"context"`` only; default :data:`GRID_SPAN`). No parameter depends on it, so a
+        trained model can be switched (what the lesson's comparison does)."""
+        if centre not in ("context", "all"):
+            raise ValueError(f"grid centre must be 'context' or 'all', got {centre!r}")
+        span = 1.0 if centre == "all" else float(GRID_SPAN if span is None else span)
+        width = max(hi - lo for lo, hi in self.box)
+        # Room for the SetConv kernels at the edges.
+        margin = max(0.05 * width, 2 * self.spacing)
+        self.grid_centre, self.grid_span = centre, span
+        self.n_grid = int(math.ceil((span * width + 2 * margin) / self.spacing)) | 1
+        device = self.box_centre.device
+        offsets = make_grid(torch.zeros(1, self.dim_x, device=device), self.n_grid, self.spacing)[0]
+        self.register_buffer("offsets", offsets, False)
+
     def grid(self, centre: Tensor) -> Tensor:
         """Absolute grid positions ``[b, n.., d]`` around ``centre [b, d]``."""
         return centre.view(centre.shape[0], *([1] * self.dim_x), self.dim_x) + self.offsets
@@ -81,9 +129,15 @@ class ConvCNP(NeuralProcess):
     ) -> Normal:
         """``xc [b, nc, dx]``, ``yc [b, nc, dy]``, ``xt [b, nt, dx]`` -> Normal ``[b, nt, dy]``."""
         mask_c = mask_or_ones(xc, mask_c)
-        centre, offsets, h = self._grid_features(xc, yc, mask_c, xt, fixed_inputs)
-        z = self.decoder(offsets, h, xt - centre[:, None])
+        centre, keep, offsets, h = self._grid_features(xc, yc, mask_c, xt, fixed_inputs)
+        z = self.decoder(offsets, h, self._relative(xt, centre, keep))
         return self.likelihood(self.head(z))
+
+    @staticmethod
+    def _relative(x: Tensor, centre: Tensor, keep: Tensor | None) -> Tensor:
+        """Targets ``[b, n, d]`` in the grid's frame; tasks with ``keep`` False read the grid centre."""
+        rel = x - centre[:, None]
+        return rel if keep is None else rel * keep[:, None, None].to(rel.dtype)
 
     def predict_grid(
         self,
@@ -106,19 +160,36 @@ class ConvCNP(NeuralProcess):
         b = xc.shape[0]
         lo = torch.stack([t1.min(), t2.min()])
         hi = torch.stack([t1.max(), t2.max()])
-        # The internal grid is centred on the bounding box of contexts and targets: the corners decide it.
+        # With the "all" grid the bounding box of contexts and targets places it: the corners decide it.
         corners = torch.stack([lo, hi])[None].expand(b, 2, 2).to(xc.dtype)
-        centre, offsets, h = self._grid_features(xc, yc, mask_c, corners, fixed_inputs)
-        z = self.decoder.on_grid(
-            offsets, h, t1[None].to(xc.dtype) - centre[:, :1], t2[None].to(xc.dtype) - centre[:, 1:]
-        )
+        centre, keep, offsets, h = self._grid_features(xc, yc, mask_c, corners, fixed_inputs)
+        r1 = self._relative(t1[None, :, None].to(xc.dtype), centre[:, :1], keep)[..., 0]
+        r2 = self._relative(t2[None, :, None].to(xc.dtype), centre[:, 1:], keep)[..., 0]
+        z = self.decoder.on_grid(offsets, h, r1, r2)
         return self.likelihood(self.head(z))
+
+    def _grid_centre(
+        self, xc: Tensor, mask_c: Tensor, xt: Tensor, fixed_inputs: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        """Grid centre ``[b, d]`` and which tasks decode their targets where they are (``[b]``;
+        None: all). With the ``"context"`` grid a task without real context points has its grid at
+        the box centre and, unless fixed inputs are on (position then matters), every target reads
+        the grid centre: one prediction for every target, the only consistent strictly equivariant
+        answer to an empty context."""
+        if self.grid_centre == "all":
+            return data_centre(xc, mask_c, xt), None
+        centre, has = context_centre(xc, mask_c)
+        centre = torch.where(has[:, None], centre, self.box_centre.to(centre.dtype))
+        if self.fixed is not None and fixed_inputs:
+            return centre, None
+        return centre, has
 
     def _grid_features(
         self, xc: Tensor, yc: Tensor, mask_c: Tensor, xt: Tensor, fixed_inputs: bool
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """Grid centre ``[b, d]``, grid offsets ``[b, n.., d]`` and body output ``[b, n.., channels]``."""
-        centre = data_centre(xc, mask_c, xt)
+    ) -> tuple[Tensor, Tensor | None, Tensor, Tensor]:
+        """Grid centre ``[b, d]``, which tasks decode in place (see :meth:`_grid_centre`), grid
+        offsets ``[b, n.., d]`` and body output ``[b, n.., channels]``."""
+        centre, keep = self._grid_centre(xc, mask_c, xt, fixed_inputs)
         # Work in the frame of the grid centre: the grid offsets are then the same constants for
         # every task, so a shifted task sees exactly the same relative positions.
         xc_rel = xc - centre[:, None]
@@ -133,4 +204,4 @@ class ConvCNP(NeuralProcess):
             h = self.body(h, grid, enabled=fixed_inputs)
         else:
             h = self.body(h)
-        return centre, offsets, h
+        return centre, keep, offsets, h

@@ -1,8 +1,13 @@
 """SetConv: Gaussian-kernel interpolation between scattered points and a grid.
 
-The grid is centred on the bounding box of each task's data, with a fixed spacing and size, so
-moving the data by any translation (or a grid-preserving rotation or reflection) moves the grid
-with it: the discretisation never breaks the symmetry the CNN respects.
+The grid has a fixed spacing and size and is placed per task by the model (see
+:class:`workbench.models.conv.ConvCNP`): by default centred on the bounding box of the real context
+points (:func:`context_centre`), so moving the data by any translation (or a grid-preserving
+rotation or reflection) moves the grid with it and the discretisation never breaks the symmetry the
+CNN respects, and the prediction at a target does not depend on which other targets were asked.
+The older placement on the box of contexts *and* targets (:func:`data_centre`) is kept for
+comparison: it is also equivariant, but the targets of a task fill their window, so its centre tells
+the model roughly where the window is (absolute position), and predictions are not consistent.
 """
 
 from __future__ import annotations
@@ -22,8 +27,27 @@ def _inv_softplus(x: float) -> float:
     return math.log(math.expm1(x))
 
 
+def context_centre(xc: Tensor, mask_c: Tensor) -> tuple[Tensor, Tensor]:
+    """Centre of the bounding box of the real context points ``[batch, d]`` (0 where a task has
+    none) and whether it has any, ``[batch]``.
+
+    Depends on the context inputs only: a grid placed here moves with any translation of the
+    context (and with a rotation by a multiple of 90 degrees or an axis reflection, which map the
+    axis-aligned box to the box of the image), whatever targets are asked.
+    """
+    has = mask_c.any(-1) if xc.shape[1] else torch.zeros(xc.shape[0], dtype=torch.bool, device=xc.device)
+    if xc.shape[1] == 0:
+        return xc.new_zeros(xc.shape[0], xc.shape[-1]), has
+    big = torch.finfo(xc.dtype).max
+    m = mask_c[..., None]
+    lo = xc.masked_fill(~m, big).amin(1)
+    hi = xc.masked_fill(~m, -big).amax(1)
+    return torch.where(has[:, None], (lo + hi) / 2, 0.0), has
+
+
 def data_centre(xc: Tensor, mask_c: Tensor, xt: Tensor) -> Tensor:
-    """Centre of the bounding box of real contexts and targets, ``[batch, d]``."""
+    """Centre of the bounding box of real contexts and targets, ``[batch, d]`` (the ``"all"`` grid:
+    the prediction at a target then depends on which other targets were asked)."""
     lo, hi = xt.amin(1), xt.amax(1)
     if xc.shape[1] > 0:
         big = torch.finfo(xc.dtype).max
