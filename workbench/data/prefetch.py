@@ -85,7 +85,7 @@ class Prefetcher(Iterator[T], Generic[T]):
     exception in ``source`` is raised here, at the item where it happened, with its traceback.
     """
 
-    def __init__(self, source: Iterable[T], depth: int = 2, threads: int | None = 1) -> None:
+    def __init__(self, source: Iterable[T], depth: int = 2, threads: int | None = None) -> None:
         if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
             raise ValueError(f"prefetch depth must be an integer >= 1, got {depth!r}")
         if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
@@ -140,13 +140,19 @@ class Prefetcher(Iterator[T], Generic[T]):
         self.close()
 
 
-def prefetch(iterator: Iterable[T], depth: int = 2, threads: int | None = 1) -> Prefetcher[T]:
+def prefetch(iterator: Iterable[T], depth: int = 2, threads: int | None = None) -> Prefetcher[T]:
     """``iterator``'s items in the same order, drawn ahead (up to ``depth``) in a background thread.
 
-    Deterministic whatever the seeding: one thread pulls items in order, as the consumer would.
-    ``threads``: torch intra-op threads of the background thread (``None``: torch's default); 1 leaves
-    the cores to the training step (on 2 shared cores, 1 was faster than the default: see
-    ``bench/bench_families.py``). Close it (``close()``, a ``with`` block, or drop it) to stop the
-    thread; it is a daemon, so it never blocks interpreter exit either.
+    The same items in the same order as ``iterator`` itself: one thread pulls them in turn, as the
+    consumer would. A source that draws from its own generator (``sampler.batches``) gives the same
+    tasks as without prefetching; one that drew from torch's global RNG would interleave its draws
+    with the training thread's (fixed-input dropout) and so would not.
+
+    ``threads``: torch intra-op threads of the background thread; ``None`` (default) leaves torch's
+    setting alone. On 2 busy shared cores neither 1 nor the default was reliably faster than the
+    other (``bench/results/families.json``).
+
+    Close it (``close()``, a ``with`` block, or drop it) to stop the thread; it is a daemon, so it
+    never blocks interpreter exit either.
     """
     return Prefetcher(iterator, depth, threads)
