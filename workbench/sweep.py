@@ -92,7 +92,8 @@ def run_setting(exp: Experiment, keep_run: bool = False, pin_gpu: bool = False) 
     """Train and evaluate one setting with one torch thread (the workers are the parallelism).
 
     Runs on a Dask worker (or in this process). A failure comes back as its error text: one failed
-    setting must not discard the others. ``pin_gpu``: the worker takes GPU ``name % device_count``.
+    setting must not discard the others. ``pin_gpu`` (a run that claimed a GPU): a LocalCluster
+    worker takes GPU ``name % device_count``.
     """
     import torch
 
@@ -119,12 +120,14 @@ def run_setting(exp: Experiment, keep_run: bool = False, pin_gpu: bool = False) 
 
 
 def _pin_gpu() -> None:
-    """Give this embedded-cluster worker its own GPU (workers are named 0, 1, ...)."""
+    """Give a LocalCluster worker (named 0, 1, ...) its own GPU; others, or set ones, are left alone."""
     import torch
     from distributed import get_worker
 
+    if "CUDA_VISIBLE_DEVICES" in os.environ:  # e.g. dask-cuda gives each worker its GPU this way
+        return
     name = get_worker().name
-    if isinstance(name, int) and torch.cuda.is_available():
+    if isinstance(name, int) and torch.cuda.is_available() and torch.cuda.device_count() > 1:
         torch.cuda.set_device(name % torch.cuda.device_count())
 
 
@@ -196,16 +199,21 @@ def _has_distributed() -> bool:
     return True
 
 
-def local_client(workers: int | None = None, gpus: int = 0) -> Any:
+def local_client(workers: int | None = None, gpus: int | None = 0) -> Any:
     """A ``distributed.Client`` with its own LocalCluster on loopback; closing the client stops it.
 
-    ``workers`` processes (default :func:`workbench.threads.usable_cpus`) of one thread each; with
-    ``gpus`` > 0 each worker advertises the resource ``GPU: 1``. The dashboard is served (on
-    127.0.0.1:8787, or a free port) only when bokeh is installed: nothing is fetched from the net.
+    ``workers`` processes (default :func:`workbench.threads.usable_cpus`) of one thread each. With
+    GPUs (``gpus``; None: as many as CUDA sees) there is one worker per GPU (at most ``workers``),
+    each advertising the resource ``GPU: 1`` and pinned to its own GPU by the runs. The dashboard
+    is served (on 127.0.0.1:8787, or a free port) only when bokeh is installed: nothing is fetched
+    from the net.
     """
     from distributed import Client
 
     from workbench.threads import usable_cpus
+
+    gpus = _cuda_count() if gpus is None else gpus
+    workers = min(workers or gpus, gpus) if gpus else (workers or usable_cpus())
 
     try:
         import bokeh  # noqa: F401
@@ -215,12 +223,13 @@ def local_client(workers: int | None = None, gpus: int = 0) -> Any:
         # No dashboard; the scheduler's small web server (health, metrics) takes any free port.
         dashboard = "127.0.0.1:0"
     return Client(
-        n_workers=workers or usable_cpus(),
+        n_workers=workers,
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
         dashboard_address=dashboard,
-        silence_logs=logging.ERROR,
+        # Closing a cluster makes its workers log lost heartbeats; a failed run is in the Dataset.
+        silence_logs=logging.CRITICAL,
         resources={"GPU": 1} if gpus else None,
     )
 
@@ -228,10 +237,10 @@ def local_client(workers: int | None = None, gpus: int = 0) -> Any:
 @contextmanager
 def _engine(
     experiments: list[Experiment], workers: int | None, scheduler: str | None, client: Any
-) -> Iterator[tuple[Any, int, bool]]:
-    """The client to submit to (None: run in this process), the GPUs runs may claim, and whether to pin."""
+) -> Iterator[tuple[Any, int]]:
+    """The client to submit to (None: run in this process) and the GPUs (worker resources) to claim."""
     if client is not None:
-        yield client, _cluster_gpus(client), False
+        yield client, _cluster_gpus(client)
         return
     if scheduler is not None:
         if not _has_distributed():
@@ -239,7 +248,7 @@ def _engine(
         from distributed import Client
 
         with Client(scheduler, timeout="30s") as c:
-            yield c, _cluster_gpus(c), False
+            yield c, _cluster_gpus(c)
         return
     if not _has_distributed():
         warnings.warn(
@@ -247,12 +256,11 @@ def _engine(
             "(pip install distributed for a local cluster)",
             stacklevel=3,
         )
-        yield None, 0, False
+        yield None, 0
         return
-    gpus = _cuda_count() if any(gpu_resources(e, 1) for e in experiments) else 0
     # One worker per GPU when the runs train on GPUs (one run per GPU at a time); else per CPU.
-    with local_client(min(workers or gpus, gpus) if gpus else workers, gpus) as c:
-        yield c, gpus, gpus > 1
+    with local_client(workers, None if any(gpu_resources(e, 1) for e in experiments) else 0) as c:
+        yield c, _cluster_gpus(c)
 
 
 def _cluster_gpus(client: Any) -> int:
@@ -265,10 +273,10 @@ def _cluster_gpus(client: Any) -> int:
 
 
 def _outcomes(
-    experiments: list[Experiment], todo: list[int], engine: tuple[Any, int, bool], keep_run: bool
+    experiments: list[Experiment], todo: list[int], engine: tuple[Any, int], keep_run: bool
 ) -> Iterator[tuple[int, Outcome]]:
     """(index, outcome) of every setting in ``todo``, in the order they finish."""
-    client, gpus, pin = engine
+    client, gpus = engine
     if client is None:
         for i in todo:
             yield i, run_setting(experiments[i], keep_run)
@@ -278,9 +286,8 @@ def _outcomes(
     futures = {}
     for i in todo:
         exp = experiments[i]
-        future = client.submit(
-            run_setting, exp, keep_run, pin, resources=gpu_resources(exp, gpus), pure=False
-        )
+        gpu = gpu_resources(exp, gpus)
+        future = client.submit(run_setting, exp, keep_run, gpu is not None, resources=gpu, pure=False)
         futures[future] = i
     for future in as_completed(futures):
         i = futures.pop(future)
