@@ -149,7 +149,8 @@ grid = {"group": groups, "strength": strengths, "seed": seed_list}
 Path(run_dir).mkdir(parents=True, exist_ok=True)
 files = {"sweep": Path(run_dir) / "sweep.nc", "none": Path(run_dir) / "none.nc"}
 if train:
-    client = local_client(workers) if scheduler is None else None
+    # One worker per CPU, or per GPU when the runs train on GPUs (one run per GPU at a time).
+    client = local_client(workers, gpus=0 if device == "cpu" else None) if scheduler is None else None
     if client is not None:
         print("Dask dashboard:", dashboard_link(client) or "none (pip install bokeh for one)")
     try:
