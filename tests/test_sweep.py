@@ -318,3 +318,14 @@ def test_cli_sweep_on_a_scheduler_writes_netcdf_and_resumes(tmp_path, capsys, cl
     with xr.open_dataset(out) as ds:
         assert list(ds["status"].values) == ["done", "failed"] and str(ds["run_path"].values[0]) == first
     assert (tmp_path / first).stat().st_mtime_ns == mtime
+
+
+def test_without_distributed_the_runs_go_one_by_one_in_this_process(monkeypatch, reference):
+    import workbench.sweep as sw
+
+    monkeypatch.setattr(sw, "_has_distributed", lambda: False)
+    with pytest.warns(UserWarning, match="distributed is not installed"):
+        ds = sweep(TINY, {"group": ["T"], "strength": [0.5], "seed": [1]}, progress=False)
+    _matches_reference(ds, {k: v for k, v in reference.items() if k == ("T", 0.5, 1)})
+    with pytest.raises(ImportError, match="pip install distributed"):
+        sweep(TINY, {"seed": [0]}, scheduler="tcp://127.0.0.1:1", progress=False)
