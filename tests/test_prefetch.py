@@ -125,3 +125,24 @@ def test_one_producer_thread_leaves_the_consumers_threads_alone():
     assert list(prefetch(range(2), threads=None)) == [0, 1]
     with pytest.raises(ValueError, match="threads"):
         prefetch(range(3), threads=0)
+
+
+def test_training_with_prefetch_is_the_same_training():
+    """train(prefetch=2) sees the same tasks in the same order: identical losses and weights."""
+    from workbench import Experiment
+    from workbench.data.registry import make_dataset
+    from workbench.models import build_model
+    from workbench.train import train
+
+    exp = Experiment(dataset="gibbs-1d", relaxation="fixed-inputs", strength=0.5, width=8, depth=2)
+    sampler = make_dataset("gibbs-1d")
+    results = []
+    for depth in (0, 2):
+        torch.manual_seed(0)
+        model = build_model(exp, 1, 1, sampler.box)
+        history = train(model, sampler.batches(4, seed=1), 6, device="cpu", progress=False, prefetch=depth)
+        results.append((history.loss, model.state_dict()))
+    (loss0, w0), (loss2, w2) = results
+    assert loss0 == loss2
+    assert all(torch.equal(w0[k], w2[k]) for k in w0)
+    assert not [t for t in threading.enumerate() if "prefetch" in t.name.lower()]
