@@ -483,3 +483,21 @@ def test_cli_ctrl_c_writes_a_checkpoint_and_resume_finishes(tmp_path, capsys):
         == 0
     )
     assert load_run(out).history.step == list(range(1, step + 3))
+
+
+def test_the_grid_placement_is_saved_and_older_runs_keep_theirs(tiny_run, tmp_path):
+    """The grid is no weight but changes predictions: it round-trips, and runs saved before it was
+    recorded (trained with the grid on contexts and targets) load with that grid."""
+    task = make_dataset("gibbs-1d").test_set(8, batch_size=8, seed=5)[0]
+    folder = tiny_run.save(tmp_path / "new")
+    back = load_run(folder)
+    assert back.model.grid_centre == tiny_run.model.grid_centre == "context"
+    assert back.model.grid_span == tiny_run.model.grid_span
+    assert torch.equal(back.predict(task).mean, tiny_run.predict(task).mean)
+    meta = json.loads((folder / "experiment.json").read_text())
+    del meta["grid"]
+    (folder / "experiment.json").write_text(json.dumps(meta))
+    (folder / "manifest.json").unlink()
+    with pytest.warns(UserWarning, match="no manifest"):
+        old = load_run(folder)
+    assert old.model.grid_centre == "all"

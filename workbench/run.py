@@ -137,6 +137,8 @@ class Run:
             "steps_done": self.history.steps_done,
             "name": run_name(exp, self.history.steps_done),
         }
+        if hasattr(self.model, "grid_centre"):  # not a weight, but it changes what the weights predict
+            meta["grid"] = {"centre": self.model.grid_centre, "span": self.model.grid_span}
         (folder / "experiment.json").write_text(json.dumps(meta, indent=2))
         (folder / "history.json").write_text(json.dumps(self.history.to_dict()))
         (folder / "metrics.json").write_text(json.dumps(self.metrics, indent=2))
@@ -389,6 +391,10 @@ def load_run(path: str | Path, device: str = "cpu") -> Run:
         model.load_state_dict(state["model"])
     except (KeyError, RuntimeError) as err:
         raise CheckpointError(f"{path / 'model.pt'} does not fit the model of {exp}: {err}") from None
+    if hasattr(model, "set_grid"):
+        # Runs saved before the grid was recorded were trained with it placed on contexts and targets.
+        grid = meta.get("grid", {"centre": "all", "span": None})
+        model.set_grid(grid["centre"], grid["span"])
     model.to(resolve_device(device)).eval()
     history = History.from_dict(_read_json(path / "history.json"))
     metrics = _read_json(path / "metrics.json")
