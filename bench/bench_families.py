@@ -4,8 +4,9 @@ sampling per batch, a prefetched task stream in ``train()``, and peak RSS of a t
 
 - ``steps``: ms per training step (loss, backward, clip, AdamW) on pre-drawn gibbs-1d batches of 16, for
   every family and relaxation the library offers on 1-D data. The ``before`` rows are the transformer
-  models with the attention formula used before issue 12 (kept below as ``reference_forward``; same
-  weights, same outputs); the models are timed in alternating slices, so machine load hits all alike.
+  models with the attention formula used before issue 12 (``reference_forward`` of
+  tests/test_attention.py; same weights, same outputs); the models are timed in alternating
+  slices, so machine load hits all alike.
 - ``sampling``: ms to draw one batch of 16 tasks (gibbs-1d, mountain-1d).
 - ``prefetch``: steps/s of ``workbench.train.train`` on the sampler's stream, plain and wrapped in
   ``workbench.data.prefetch.prefetch`` (sampling in a background thread; with torch's default thread
@@ -19,8 +20,8 @@ on a shared machine are noisy: the result records the load average; medians over
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import math
 import os
 import subprocess
 import sys
@@ -54,21 +55,15 @@ FAMILIES = [
 ]
 
 
-def reference_forward(self, zq, zk, mask_k, xq=None, xk=None, mask_q=None):
-    """The attention before issue 12: the logit MLP on a ``[b, nq, nk, h + dx]`` pair tensor."""
-    b, nq, d = zq.shape
-    nk = zk.shape[1]
-    q = self.q(zq).view(b, nq, self.heads, self.d_head).transpose(1, 2)
-    k, v = self.kv(zk).view(b, nk, 2, self.heads, self.d_head).permute(2, 0, 3, 1, 4)
-    logits = q @ k.transpose(-1, -2) / math.sqrt(self.d_head)
-    if self.logit_mlp is not None:
-        diff = xq[:, :, None, :] - xk[:, None, :, :]
-        feats = torch.cat([logits.permute(0, 2, 3, 1), diff], -1)
-        logits = self.logit_mlp(feats).permute(0, 3, 1, 2)
-    m = mask_k[:, None, None, :]
-    logits = logits.masked_fill(~m, torch.finfo(logits.dtype).min)
-    att = torch.softmax(logits, -1) * m.to(logits.dtype)
-    return self.out((att @ v).transpose(1, 2).reshape(b, nq, d))
+def _reference_forward():
+    """The attention formula before issue 12, kept once, in tests/test_attention.py (its oracle)."""
+    spec = importlib.util.spec_from_file_location("_test_attention", ROOT / "tests" / "test_attention.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.reference_forward
+
+
+reference_forward = _reference_forward()
 
 
 FAST_FORWARD = Attention.forward

@@ -19,6 +19,7 @@ import time
 import lab as B  # noqa: F401  (registers the torch backend for neuralprocesses)
 import neuralprocesses.torch as nps
 import torch
+from reference_neuralprocesses import benchmark_convcnp  # the same model, defined once
 
 from workbench.data.registry import make_dataset
 
@@ -42,16 +43,7 @@ def _per_task(model, tasks) -> torch.Tensor:
 def main(dataset: str, seed: int, budget: float, n_evals: int, n_test: int, lr: float) -> None:
     torch.set_num_threads(2)
     torch.manual_seed(seed)
-    model = nps.construct_convgnp(
-        dim_x=1,
-        dim_y=1,
-        points_per_unit=16,
-        likelihood="het",
-        conv_arch="conv",
-        conv_layers=5,
-        conv_channels=32,
-        conv_receptive_field=2.5 + 1 / 16,
-    )
+    model = benchmark_convcnp()
     sampler = make_dataset(dataset)
     tests = sampler.test_set(n_test, batch_size=16)
     stream = sampler.batches(16, seed=seed)
