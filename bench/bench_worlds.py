@@ -275,18 +275,22 @@ def build(raw: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def run(quick: bool) -> dict:
-    """The benchmark (``quick``: 2 seeds, 5 steps, mountain-1d and colorado-temperature)."""
+def run(quick: bool, datasets: list[str] | None = None, scale: float = 1.0, tag: str = "") -> dict:
+    """The benchmark (``quick``: 2 seeds, 5 steps, mountain-1d and colorado-temperature).
+
+    ``datasets`` picks some of the worlds; ``scale`` multiplies ``STEPS`` (5: about 2 CPU-minutes per
+    model); ``tag`` names the raw file (``worlds-raw-TAG.jsonl``).
+    """
     workers = 2
     seeds = [0, 1] if quick else [0, 1, 2]
-    datasets = ["mountain-1d", "colorado-temperature"] if quick else SYNTHETIC + REAL
+    datasets = datasets or (["mountain-1d", "colorado-temperature"] if quick else SYNTHETIC + REAL)
     n_test, n_val = (32, 32) if quick else (256, 128)
-    steps = {d: (5 if quick else STEPS[d]) for d in datasets}
+    steps = {d: (5 if quick else round(STEPS[d] * scale)) for d in datasets}
     jobs: list[tuple] = [(_ceilings_job, d, n_test) for d in datasets if d in SYNTHETIC]
     jobs += [(_train_job, d, m, s, steps[d], n_test, n_val) for d in datasets for s in seeds for m in MODELS]
     t0 = time.perf_counter()
     load0 = os.getloadavg()
-    raw_path = RESULTS / f"worlds-raw{'-quick' if quick else ''}.jsonl"
+    raw_path = RESULTS / f"worlds-raw{'-quick' if quick else ''}{'-' + tag if tag else ''}.jsonl"
     results = _pool_map(jobs, workers, raw_path)
     raw = [{"job": [j[0].__name__, *j[1:]], "result": r} for j, r in zip(jobs, results, strict=True)]
     return build(raw, _meta(seeds, n_test, n_val, workers, time.perf_counter() - t0, load0))
