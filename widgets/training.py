@@ -24,7 +24,7 @@ import plotly.graph_objects as go
 
 import workbench
 from workbench.config import Experiment
-from workbench.run import METRICS, RESUMABLE, Run, experiment_record, run_name, unique_path
+from workbench.run import METRICS, Run, experiment_record, run_name, settings_differ, unique_path
 from workbench.units import pretty
 
 from .controls import Controls
@@ -62,11 +62,6 @@ def _smooth(y: np.ndarray) -> np.ndarray:
 def _run_name(exp: Experiment, steps_done: int | None = None) -> str:
     """A folder name for a run (see :func:`workbench.run.run_name`: the whole experiment decides it)."""
     return run_name(exp, steps_done)
-
-
-def _settings(exp: Experiment) -> dict[str, Any]:
-    """What must not change for Train to continue a stopped run (steps, device, test tasks may)."""
-    return {k: v for k, v in experiment_record(exp).items() if k not in RESUMABLE}
 
 
 def metrics_html(r: Run) -> str:
@@ -277,7 +272,7 @@ class TrainingPanel(w.VBox):
         if self._stopped is None:
             return None
         settings, ckpt, history = self._stopped
-        if history.steps_done >= exp.steps or not ckpt.is_file() or _settings(exp) != settings:
+        if history.steps_done >= exp.steps or not ckpt.is_file() or settings_differ(exp, settings):
             return None
         return ckpt
 
@@ -382,7 +377,7 @@ class TrainingPanel(w.VBox):
             ll = r.metrics.get("loglik", math.nan)
             more = ""
             if r.history.stopped and done < exp.steps:
-                self._stopped = (_settings(exp), Path(ckpt), r.history)
+                self._stopped = (experiment_record(exp), Path(ckpt), r.history)
                 more = f"; Train continues from step {done} (change a setting to start afresh)"
             elif ours:
                 Path(ckpt).unlink(missing_ok=True)  # finished and saved: the checkpoint has done its job

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any
 
 from workbench.config import Experiment
-from workbench.run import Run, load_run, run
+from workbench.run import Run, experiment_record, load_run, run
 
 #: Experiment fields that do not change what is trained: where it runs.
 IGNORED = ("device",)
@@ -19,35 +18,10 @@ def holds_run(folder: str | Path) -> bool:
 
 
 def same_experiment(a: Experiment, b: Experiment) -> bool:
-    """True when two experiments train the same model (fields in :data:`IGNORED` aside).
-
-    File datasets compare by resolved path (a saved run records its dataset file's absolute path);
-    an in-memory dataset never compares equal (nothing cheap says two fields are the same data).
-    """
-    if not (isinstance(a.dataset, str) and isinstance(b.dataset, str)):
-        return False
-    da, db = a.to_dict(), b.to_dict()
-    for d in (da, db):
-        for name in IGNORED:
-            d.pop(name, None)
-    return _same_dataset(da.pop("dataset"), db.pop("dataset")) and da == db
-
-
-def _same_dataset(a: str, b: str) -> bool:
-    if a == b:
-        return True
-    pa, pb = a.removeprefix("era5:"), b.removeprefix("era5:")
-    if a.startswith("era5:") != b.startswith("era5:"):
-        return False
-    return Path(pa).expanduser().resolve() == Path(pb).expanduser().resolve()
-
-
-def _save(result: Run, folder: Path) -> None:
-    """Save ``result`` to ``folder``, replacing a run there (``Run.save`` may refuse that by default)."""
-    if "overwrite" in inspect.signature(result.save).parameters:
-        result.save(folder, overwrite=True)
-    else:
-        result.save(folder)
+    """True when two experiments train the same model (fields in :data:`IGNORED` aside), compared as
+    :func:`workbench.run.experiment_record` has them: files by absolute path, fields by content."""
+    ra, rb = experiment_record(a), experiment_record(b)
+    return all(ra[k] == rb[k] for k in ra if k not in IGNORED)
 
 
 def train_or_load(
@@ -77,5 +51,5 @@ def train_or_load(
             return saved
     result = run(experiment, **run_kwargs)
     if folder is not None:
-        _save(result, folder)
+        result.save(folder, overwrite=True)
     return result

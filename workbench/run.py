@@ -505,13 +505,20 @@ def run(
     return result
 
 
+def settings_differ(exp: Experiment, saved: dict[str, Any]) -> list[str]:
+    """The fields, other than :data:`RESUMABLE`, in which ``exp`` differs from a recorded experiment
+    (:func:`experiment_record`): empty when a run of ``saved`` may be continued as ``exp``."""
+    now = experiment_record(exp)
+    return [k for k in now if k not in RESUMABLE and saved.get(k) != now[k]]
+
+
 def _check_resume(exp: Experiment, state: dict[str, Any], path: Path) -> int:
     """The step a checkpoint stopped at, once it is known to belong to ``exp``."""
     saved = json.loads(state["experiment"]) if "experiment" in state else None
     if saved is not None:
-        now = experiment_record(exp)
-        differ = [k for k in now if k not in RESUMABLE and saved.get(k) != now[k]]
+        differ = settings_differ(exp, saved)
         if differ:
+            now = experiment_record(exp)
             what = "; ".join(f"{k} = {now[k]!r} here but {saved.get(k)!r} in the checkpoint" for k in differ)
             raise ValueError(
                 f"{path} was written for another experiment: {what}. Resume with the checkpoint's "
