@@ -62,10 +62,9 @@ import xarray as xr
 import workbench.plot
 from workbench import Experiment, get_group
 from workbench.cache import train_or_load
-from workbench.data.fields import correlation
 from workbench.data.registry import make_dataset
 from workbench.evaluate import orbit_error
-from workbench.maps import map_grid
+from workbench.maps import correlation, map_grid
 from workbench.models import build_model
 
 if fast:

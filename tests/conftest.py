@@ -3,7 +3,6 @@ import torch
 
 from workbench.data.registry import make_dataset
 
-
 # At import as well: module- and session-scoped fixtures are built before the autouse fixture
 # below runs, and a result computed with another thread count can differ in the last bits.
 torch.set_num_threads(2)

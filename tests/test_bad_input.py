@@ -17,8 +17,8 @@ import torch
 import xarray as xr
 
 from workbench import Experiment
-from workbench.data.fields import as_field, make_geo_dataset
-from workbench.data.registry import make_dataset
+from workbench.data.fields import as_field
+from workbench.data.registry import make_dataset, make_geo_dataset
 from workbench.evaluate import mean_loglik, orbit_error
 from workbench.groups import get_group
 from workbench.maps import map_grid, predict_map

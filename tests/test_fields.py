@@ -11,20 +11,13 @@ import torch
 import xarray as xr
 
 from workbench import Experiment
-from workbench.data.fields import (
-    FieldSampler,
-    GeoSampler,
-    as_field,
-    as_stations,
-    chronological_splits,
-    correlation,
-    read_era5,
-    save_field,
-)
+from workbench.data.base import GeoSampler, as_stations
+from workbench.data.fields import FieldSampler, as_field, chronological_splits, read_era5, save_field
 from workbench.data.registry import DATASETS, make_dataset
 from workbench.data.stations import ColoradoSampler
 from workbench.data.terrain import REGIONS, US_WEST, parse_terrain, terrain
 from workbench.geo import DATASETS_ENV, Coords, datasets_dir
+from workbench.maps import correlation, map_metrics
 from workbench.task import Task
 
 GEO_NAMES = ["colorado-temperature", "us-terrain", "terrain:alps->rockies", "hadcm3-north-america"]
@@ -195,7 +188,7 @@ def test_hadcm3_years_split_chronologically() -> None:
     years = {sp: s.times(sp).astype("datetime64[Y]").astype(int) + 1970 for sp in ("train", "val", "test")}
     assert years["train"].max() < years["val"].min() <= years["val"].max() < years["test"].min()
     assert (len(years["train"]), len(years["val"]), len(years["test"])) == (160, 30, 50)
-    assert s.elevation_at(np.zeros(1), np.zeros(1)) is None and s.extra_metrics(None) == {}
+    assert s.elevation_at(np.zeros(1), np.zeros(1)) is None and map_metrics(None, s) == {}
     assert s.context(2050).label.startswith("2050") and s.context(0).label.startswith("1860")
 
 

@@ -14,8 +14,9 @@ import xarray as xr
 
 matplotlib.use("Agg")
 
+from covariates import ElevationInputs  # noqa: E402  (tests/covariates.py)
+
 from workbench import Experiment, Run, run  # noqa: E402
-from workbench.data.covariates import ElevationInputs  # noqa: E402
 from workbench.data.registry import make_dataset  # noqa: E402
 from workbench.maps import map_grid, predict_map  # noqa: E402
 from workbench.models import ConvCNP, build_model  # noqa: E402

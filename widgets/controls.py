@@ -101,7 +101,7 @@ class Controls(w.VBox):
     def has_validation(self) -> bool:
         """Whether the chosen dataset has a validation split (real data: early stopping applies)."""
         try:
-            return hasattr(make_dataset(self._dataset_value()), "validation_set")
+            return make_dataset(self._dataset_value()).has_validation
         except Exception:  # an unreadable dataset: Experiment.validate will say why
             return False
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from workbench.data.fields import GeoSampler
+from workbench.data.base import GeoSampler
 from workbench.data.registry import make_dataset
 from workbench.run import Run
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from workbench.data.fields import GeoSampler, Stations
+from workbench.data.base import GeoSampler, Sampler, Stations
 from workbench.data.registry import make_dataset
 from workbench.maps import fixed_inputs_active, predict_map
 from workbench.run import Run
@@ -37,7 +37,7 @@ class Snapshot:
 
 
 def predict_task(
-    run: Run, sampler: Any, xc: np.ndarray, yc: np.ndarray, xt: np.ndarray
+    run: Run, sampler: Sampler, xc: np.ndarray, yc: np.ndarray, xt: np.ndarray
 ) -> dict[str, np.ndarray]:
     """Mean, std, strict mean (and oracle mean/std) at ``xt [m, d]`` given ``xc [n, d]``, ``yc [n]``."""
     task = Task(
@@ -51,7 +51,7 @@ def predict_task(
         out["mean_strict"] = run.predict(task, fixed_inputs=False).mean[0, :, 0].cpu().numpy()
     else:  # the strict component is the prediction itself
         out["mean_strict"] = out["mean"]
-    if hasattr(sampler, "oracle_moments"):  # GP datasets know the exact predictive
+    if sampler.has_oracle:  # GP datasets know the exact predictive
         mean, std = sampler.oracle_moments(task)
         out["oracle_mean"], out["oracle_std"] = mean[0].numpy(), std[0].numpy()
     return {k: v.astype(np.float64) for k, v in out.items()}
@@ -64,7 +64,7 @@ def _fixed_inputs(run: Run, xt: np.ndarray) -> np.ndarray:
     return t[0].T.cpu().numpy().astype(np.float64)
 
 
-def _first_task(sampler: Any, seed: int) -> Task:
+def _first_task(sampler: Sampler, seed: int) -> Task:
     return sampler.test_set(1, batch_size=1, seed=seed)[0]
 
 

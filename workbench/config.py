@@ -87,7 +87,7 @@ class Experiment:
     ``dataset`` is a name of ``workbench.data.registry.DATASETS``, ``era5:PATH`` (an ERA5 NetCDF with
     ``t2m``), ``terrain:REGION`` (``alps``, ``rockies``, ``himalaya``, ``LON0,LON1,LAT0,LAT1`` or
     ``TRAIN->TEST``), a path to a ``.nc`` file or an ``xarray.DataArray`` with lat/lon (a gridded field
-    of your own; see ``workbench.data.fields``). An in-memory field is not JSON: ``Run.save`` writes it
+    of your own; see ``workbench.data.registry``). An in-memory field is not JSON: ``Run.save`` writes it
     next to the run.
     """
 
@@ -117,7 +117,7 @@ class Experiment:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the field, the value and the valid choices."""
-        from workbench.data.fields import check_dataset
+        from workbench.data.registry import check_dataset
         from workbench.groups import GROUPS, get_group
 
         dim = check_dataset(self.dataset)

@@ -12,8 +12,8 @@ from torch import Tensor
 from workbench.config import check_box
 from workbench.groups import Element, Group
 from workbench.models.base import NeuralProcess
-from workbench.nn.fixed_inputs import Box, inside_box
-from workbench.task import Task
+from workbench.nn.fixed_inputs import inside_box
+from workbench.task import Box, Task
 
 
 def _device(model: NeuralProcess) -> torch.device:

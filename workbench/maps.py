@@ -20,7 +20,7 @@ import torch
 import xarray as xr
 from torch import Tensor
 
-from workbench.data.fields import GeoSampler, Stations, as_stations, correlation
+from workbench.data.base import GeoSampler, Sampler, Stations, as_stations
 from workbench.geo import Coords, Region
 from workbench.nn.fixed_inputs import inside_box
 
@@ -394,3 +394,28 @@ def breaking_scores(
         out["breaking_truth_corr"] = correlation(breaking[keep], truth[keep])
     out["breaking_rms"] = float(math.sqrt(np.mean(breaking[keep] ** 2))) if keep.any() else 0.0
     return out
+
+
+def map_metrics(run: Run, sampler: Sampler | None) -> dict[str, float]:
+    """Scores of a run's breaking field where the dataset knows the elevation: its correlation with
+    elevation (and with the true breaking term, where the data were made with one) and its size.
+
+    Empty for datasets without elevation or without score contexts (GP worlds, plain fields).
+    """
+    if not isinstance(sampler, GeoSampler) or sampler.elevation_at(np.zeros(1), np.zeros(1)) is None:
+        return {}
+    contexts = sampler.score_contexts()
+    if not contexts:
+        return {}
+    return breaking_scores(run, sampler, contexts)
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation over the entries where both are finite; 0 when either is constant."""
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3:
+        return 0.0
+    a, b = a[ok] - a[ok].mean(), b[ok] - b[ok].mean()
+    den = math.sqrt(float((a * a).sum()) * float((b * b).sum()))
+    return float((a * b).sum() / den) if den > 0 else 0.0

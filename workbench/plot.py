@@ -18,8 +18,8 @@ import xarray as xr
 from matplotlib.colors import Normalize, TwoSlopeNorm
 from matplotlib.figure import Figure
 
-from workbench.data.fields import correlation
 from workbench.geo import configure_cartopy
+from workbench.maps import correlation
 from workbench.units import pretty
 
 configure_cartopy()

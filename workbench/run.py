@@ -20,13 +20,13 @@ import torch
 
 from workbench.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from workbench.config import Experiment
+from workbench.data.base import Sampler
 from workbench.data.registry import make_dataset
 from workbench.evaluate import delta_equiv, mean_loglik, oracle_loglik, orbit_error
 from workbench.groups import get_group
 from workbench.models import build_model
 from workbench.models.base import NeuralProcess
-from workbench.nn.fixed_inputs import Box
-from workbench.task import Task
+from workbench.task import Box, Task
 from workbench.train import Callback, History, KeepBest, resolve_device, train
 
 #: Metric name -> (unit, meaning); the order is the order of the printed table.
@@ -465,7 +465,7 @@ def run(
     model = build_model(exp, first.dim_x, first.dim_y, box)
     keep = None
     if exp.validate_every:
-        if not hasattr(sampler, "validation_set"):
+        if sampler is None or not sampler.has_validation:
             raise ValueError(
                 f"Experiment.validate_every = {exp.validate_every} needs a dataset with a validation "
                 f"split; {exp.dataset!r} has none (use validate_every=0)"
@@ -492,13 +492,14 @@ def run(
         result.metrics = evaluate_run(
             result,
             test_tasks,
-            oracle=getattr(sampler, "oracle_loglik", None),
+            oracle=sampler.oracle_loglik if sampler is not None and sampler.has_oracle else None,
             sampler=sampler,
             on_evaluate=on_evaluate,
         )
-        # Datasets with a known truth add their own scores (e.g. breaking field vs elevation).
-        if hasattr(sampler, "extra_metrics"):
-            result.metrics.update(sampler.extra_metrics(result))
+        # Datasets with known elevation add scores of the breaking field (e.g. its correlation with it).
+        from workbench.maps import map_metrics
+
+        result.metrics.update(map_metrics(result, sampler))
         if keep is not None:
             result.metrics["best_step"] = float(best_step)
             result.metrics["val_loglik"] = keep.best
@@ -564,7 +565,7 @@ def evaluate_run(
     r: Run,
     test_tasks: Sequence[Task],
     oracle: Any = None,
-    sampler: Any = None,
+    sampler: Sampler | None = None,
     on_evaluate: EvalProgress | None = None,
 ) -> dict[str, float]:
     """All metrics of a run on some test tasks (the oracle ones only when an oracle is given).
@@ -588,7 +589,7 @@ def evaluate_run(
         mean_loglik(model, test_tasks, fixed_inputs=False) if model.has_fixed_inputs else m["loglik"]
     )
     tell("ceilings")
-    if sampler is not None and hasattr(sampler, "posterior_components"):
+    if sampler is not None and sampler.has_oracle:
         from workbench.ceilings import ceilings, gap_split
 
         c = ceilings(sampler, test_tasks)

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+#: A box in model coordinates, one ``(lo, hi)`` per input axis: where fixed inputs are non-zero.
+Box = tuple[tuple[float, float], ...]
+
 
 @dataclass
 class Task:

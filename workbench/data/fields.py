@@ -1,44 +1,25 @@
-"""Geographic datasets: gridded fields (HadCM3, ERA5, your own) as task samplers, and dataset names.
+"""Gridded fields as task samplers: your own (a DataArray, Dataset or ``.nc`` file), ERA5, HadCM3.
 
-Every geographic sampler is a :class:`GeoSampler` with the interface of the GP samplers (``name``,
-``dim_x = 2``, ``box``, ``batches``, ``test_set``) plus ``coords`` (a :class:`workbench.geo.Coords`:
-lon/lat <-> model inputs, physical units <-> model outputs), so a trained run can be turned back into
-maps in degrees and degC. There is no oracle. Stations and terrain live in ``stations.py`` and
-``terrain.py``; this module also parses the names a user can give ``Experiment.dataset``:
-
-- a name in :data:`workbench.data.registry.DATASETS`;
-- ``era5:PATH``: a user's ERA5 NetCDF (``t2m`` on ``latitude``/``longitude``/``time``);
-- ``terrain:REGION`` (see :mod:`workbench.data.terrain`);
-- an ``xarray.DataArray`` / ``Dataset`` or a path to a ``.nc`` file: a gridded field of your own.
-
-Gridded fields: one time step = one task; its valid (non-NaN) cells are the "stations":
-``N_c ~ U{nc_min..nc_max}`` of them are the context, ``nt`` others the targets (drawn with
-replacement only when fewer than ``nt`` cells are left). Time steps are split chronologically.
+One time step = one task; its valid (non-NaN) cells are the "stations": ``N_c ~ U{nc_min..nc_max}``
+of them are the context, ``nt`` others the targets (drawn with replacement only when fewer than
+``nt`` cells are left). Time steps are split chronologically. Reading checks and standardises a
+field (lat/lon names, order, longitudes); :func:`save_field` writes one back for a saved run.
+Dataset names and their dispatch live in :mod:`workbench.data.registry`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import math
 import os
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-import torch
 import xarray as xr
 
-from workbench.geo import Coords, Region, dataset_file
-from workbench.task import Task
-
-if TYPE_CHECKING:
-    from workbench.run import Run
-
-Box = tuple[tuple[float, float], ...]
+from workbench.data.base import Draw, GeoSampler, Stations, describe, interp_grid, open_netcdf, split_points
+from workbench.geo import dataset_file
 
 #: Standard gravity: ERA5 orography ``z`` is geopotential (m^2 s^-2); z / g is metres.
 GRAVITY = 9.80665
@@ -50,287 +31,6 @@ SPATIAL_DIMS = {name for pair in SPATIAL_NAMES for name in pair}
 
 #: Names of an elevation variable in a dataset, and how to turn each into metres.
 ELEVATION_NAMES: dict[str, float] = {"elevation": 1.0, "orography": 1.0, "z": 1.0 / GRAVITY}
-
-#: What ``Experiment.dataset`` accepts besides the registered names.
-DATASET_FORMS = (
-    "era5:PATH",
-    "terrain:REGION (alps, rockies, himalaya, LON0,LON1,LAT0,LAT1 or TRAIN->TEST)",
-    "an xarray.DataArray",
-    "a path to a .nc file",
-)
-
-
-# --------------------------------------------------------------------------------------------------
-# Contexts in physical units
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Stations:
-    """Observations in physical units: a context set for a map, ``lon``, ``lat``, ``value`` ``[n]``.
-
-    ``region`` is the lon/lat extent a map of this context should cover by default; ``truth`` (for
-    synthetic or gridded sources) gives the noise-free field at any ``(lon, lat)``.
-    """
-
-    lon: np.ndarray
-    lat: np.ndarray
-    value: np.ndarray
-    label: str = ""
-    region: Region | None = None
-    elevation: np.ndarray | None = None
-    truth: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
-
-    def __post_init__(self) -> None:
-        self.lon = np.asarray(self.lon, dtype=np.float64).reshape(-1)
-        self.lat = np.asarray(self.lat, dtype=np.float64).reshape(-1)
-        self.value = np.asarray(self.value, dtype=np.float64).reshape(-1)
-        if not len(self.lon) == len(self.lat) == len(self.value):
-            raise ValueError(
-                f"stations need as many lon ({len(self.lon)}) and lat ({len(self.lat)}) "
-                f"as values ({len(self.value)})"
-            )
-        ok = np.isfinite(self.lon) & np.isfinite(self.lat) & np.isfinite(self.value)
-        if not ok.all():
-            # Missing observations are simply not observations; drop them rather than fail.
-            self.lon, self.lat, self.value = self.lon[ok], self.lat[ok], self.value[ok]
-            if self.elevation is not None:
-                self.elevation = np.asarray(self.elevation, dtype=np.float64).reshape(-1)[ok]
-
-    def __len__(self) -> int:
-        return len(self.value)
-
-
-def as_stations(obj: Any, variable: str = "value") -> Stations:
-    """User-given stations -> :class:`Stations`: a dict or DataFrame with lon, lat and value columns.
-
-    Accepted column names: ``lon``/``longitude``/``x``, ``lat``/``latitude``/``y`` and
-    ``value`` (or the dataset's variable name, e.g. ``tmax``).
-    """
-    if isinstance(obj, Stations):
-        return obj
-    try:
-        keys = list(obj.keys())
-    except AttributeError:
-        raise TypeError(
-            f"stations must be a dict or DataFrame with lon, lat, value; got {type(obj).__name__}"
-        ) from None
-
-    def pick(names: Sequence[str], what: str) -> np.ndarray:
-        for n in names:
-            if n in keys:
-                return np.atleast_1d(np.asarray(obj[n], dtype=np.float64))
-        raise ValueError(f"stations have no {what} column; found {keys}, need one of {list(names)}")
-
-    lon = pick(("lon", "longitude", "x"), "longitude")
-    lat = pick(("lat", "latitude", "y"), "latitude")
-    value = pick(("value", variable, "temperature", "t2m"), "value")
-    return Stations(lon, lat, value, label="user stations")
-
-
-# --------------------------------------------------------------------------------------------------
-# The base sampler
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Draw:
-    """One task in model units: ``xc [nc, 2]``, ``yc [nc]``, ``xt [nt, 2]``, ``yt [nt]``, which time step."""
-
-    xc: np.ndarray
-    yc: np.ndarray
-    xt: np.ndarray
-    yt: np.ndarray
-    unit: int = -1
-
-
-def collate(draws: Sequence[Draw]) -> Task:
-    """Stack draws into one :class:`Task`; contexts padded to the largest ``nc`` (``mask_c`` marks them)."""
-    b = len(draws)
-    nc = max(len(d.yc) for d in draws)
-    nt = len(draws[0].yt)
-    if any(len(d.yt) != nt for d in draws):
-        raise ValueError("all tasks of a batch need the same number of targets")
-    xc = np.zeros((b, nc, 2), np.float32)
-    yc = np.zeros((b, nc, 1), np.float32)
-    mask = np.zeros((b, nc), bool)
-    for i, d in enumerate(draws):
-        k = len(d.yc)
-        xc[i, :k], yc[i, :k, 0], mask[i, :k] = d.xc, d.yc, True
-    xt = np.stack([d.xt for d in draws]).astype(np.float32)
-    yt = np.stack([d.yt for d in draws]).astype(np.float32)[..., None]
-    unit = torch.tensor([d.unit for d in draws], dtype=torch.long)
-    return Task(
-        torch.from_numpy(xc),
-        torch.from_numpy(yc),
-        torch.from_numpy(xt),
-        torch.from_numpy(yt),
-        torch.from_numpy(mask),
-        {"unit": unit},
-    )
-
-
-def split_points(n: int, nc: int, nt: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of ``nc`` contexts and ``nt`` targets among ``n`` points, targets disjoint from contexts.
-
-    Targets are drawn without replacement from the rest; only when fewer than ``nt`` are left are
-    they all used and topped up by drawing from the rest with replacement (so the target set has a
-    fixed size and every held-out point is used).
-    """
-    perm = rng.permutation(n)
-    ctx, rest = perm[:nc], perm[nc:]
-    if len(rest) == 0:
-        raise ValueError(f"no points left for targets: {n} points and {nc} contexts")
-    if len(rest) >= nt:
-        tgt = rest[:nt]
-    else:
-        tgt = np.concatenate([rest, rng.choice(rest, nt - len(rest), replace=True)])
-    return ctx, tgt
-
-
-class GeoSampler:
-    """Base class of the geographic task samplers (no oracle).
-
-    Subclasses set ``name`` and ``train_region`` and implement :meth:`_normalisation` (output mean and
-    std over the training data, read on first use of ``coords``), :meth:`_draw` (one task of a split)
-    and :meth:`context` (a map's context from a key such as a month). ``box`` is the training region
-    in model coordinates: where fixed inputs are non-zero.
-    """
-
-    name: str = "geo"
-    dim_x: int = 2
-    dim_y: int = 1
-    variable: str = "temperature"
-    long_name: str = "temperature"
-
-    def __init__(self, *, train_region: Region, span: float = 3.0) -> None:
-        self.train_region = tuple(float(v) for v in train_region)
-        self.span = float(span)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, train_region={self.train_region}, box={self.box})"
-
-    # --- geometry ---------------------------------------------------------------------------------
-
-    @functools.cached_property
-    def coords(self) -> Coords:
-        """Lon/lat <-> model inputs and physical <-> model outputs (normalisation from training data)."""
-        mean, std = self._normalisation()
-        return Coords.for_region(
-            self.train_region, self.span, y_mean=mean, y_std=std, **self._coords_kwargs()
-        )
-
-    def _coords_kwargs(self) -> dict[str, Any]:
-        return {}
-
-    def _normalisation(self) -> tuple[float, float]:
-        """Mean and standard deviation of the outputs over the training data."""
-        raise NotImplementedError
-
-    @property
-    def box(self) -> Box:
-        """The training region in model coordinates ``((x0, x1), (y0, y1))``."""
-        # The geometry does not depend on the normalisation, so no data are read here.
-        return Coords.for_region(self.train_region, self.span, **self._coords_kwargs()).box(self.train_region)
-
-    @property
-    def units(self) -> str:
-        """Physical units of the outputs."""
-        return self.coords.units
-
-    @property
-    def map_region(self) -> Region:
-        """Default lon/lat extent of a map."""
-        return self.train_region
-
-    def elevation_at(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray | None:
-        """Surface elevation (m) at points in degrees, NaN where unknown; ``None`` if the source has none."""
-        return None
-
-    # --- tasks -----------------------------------------------------------------------------------
-
-    def _draw(self, split: str, unit: int | None, rng: np.random.Generator) -> Draw:
-        """One task of ``split``; ``unit`` picks the time step (``None``: a random one)."""
-        raise NotImplementedError
-
-    def n_units(self, split: str) -> int | None:
-        """Number of distinct time steps in a split (``None`` for endless synthetic data)."""
-        return None
-
-    def batches(self, batch_size: int, seed: int, start: int = 0) -> Iterator[Task]:
-        """Endless reproducible stream of training batches ``start, start + 1, ...``: the same seed gives
-        the same tasks. Batch k has its own generator seeded from ``(seed, k)``, so a resumed run
-        starts at its step without replaying the batches before it."""
-        k = start
-        while True:
-            rng = np.random.default_rng(np.random.SeedSequence([seed, k]))
-            yield collate([self._draw("train", None, rng) for _ in range(batch_size)])
-            k += 1
-
-    def task_set(self, split: str, n_tasks: int, batch_size: int = 16, seed: int = 10_000) -> list[Task]:
-        """``n_tasks`` tasks of a split in batches; time steps are taken in order, cycling when needed."""
-        if split not in ("train", "val", "test"):
-            raise ValueError(f"split = {split!r} is not valid; choose one of: train, val, test")
-        n_units = self.n_units(split)
-        if n_units == 0:
-            raise ValueError(f"{self.name}: the {split!r} split has no time steps")
-        rng = np.random.default_rng(seed)
-        draws = [self._draw(split, None if n_units is None else k % n_units, rng) for k in range(n_tasks)]
-        return [collate(draws[i : i + batch_size]) for i in range(0, n_tasks, batch_size)]
-
-    def test_set(self, n_tasks: int = 1024, batch_size: int = 16, seed: int = 10_000) -> list[Task]:
-        """Fixed list of test batches holding ``n_tasks`` tasks (the last batch may be smaller)."""
-        return self.task_set("test", n_tasks, batch_size, seed)
-
-    def validation_set(self, n_tasks: int = 256, batch_size: int = 16, seed: int = 20_000) -> list[Task]:
-        """Fixed list of validation batches holding ``n_tasks`` tasks."""
-        return self.task_set("val", n_tasks, batch_size, seed)
-
-    # --- maps ------------------------------------------------------------------------------------
-
-    def context(self, key: Any = None) -> Stations:
-        """The context of a map for ``key`` (see the subclass); ``None`` is a representative default."""
-        raise NotImplementedError
-
-    def score_contexts(self) -> list[Stations]:
-        """Contexts over which the breaking field is averaged for :meth:`extra_metrics`."""
-        return []
-
-    def breaking_truth(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray | None:
-        """The true symmetry-breaking term at points (degC), where the data were made with one."""
-        return None
-
-    def extra_metrics(self, run: Run) -> dict[str, float]:
-        """Correlation of the learned breaking field with elevation (and the true breaking term)."""
-        if self.elevation_at(np.zeros(1), np.zeros(1)) is None:
-            return {}
-        contexts = self.score_contexts()
-        if not contexts:
-            return {}
-        from workbench.maps import breaking_scores
-
-        return breaking_scores(run, self, contexts)
-
-
-# --------------------------------------------------------------------------------------------------
-# Interpolation on lon/lat grids
-# --------------------------------------------------------------------------------------------------
-
-
-def interp_grid(da: xr.DataArray, lon: np.ndarray, lat: np.ndarray, method: str = "linear") -> np.ndarray:
-    """Values of a ``(lat, lon)`` grid at points (bilinear by default), NaN outside or next to NaN."""
-    from scipy.interpolate import RegularGridInterpolator
-
-    lon, lat = np.asarray(lon, np.float64), np.asarray(lat, np.float64)
-    f = RegularGridInterpolator(
-        (da["lat"].values, da["lon"].values),
-        np.asarray(da.values, np.float64),
-        method=method,
-        bounds_error=False,
-        fill_value=np.nan,
-    )
-    pts = np.stack(np.broadcast_arrays(lat, lon), -1)
-    return f(pts.reshape(-1, 2)).reshape(pts.shape[:-1])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -502,15 +202,6 @@ class FieldSampler(GeoSampler):
 # --------------------------------------------------------------------------------------------------
 
 
-def _describe(obj: Any) -> str:
-    """A short description of a dataset value for error messages (a DataArray's repr is pages long)."""
-    if isinstance(obj, (xr.DataArray, xr.Dataset)):
-        dims = ", ".join(f"{k}: {v}" for k, v in obj.sizes.items())
-        name = f" {obj.name!r}" if isinstance(obj, xr.DataArray) and obj.name is not None else ""
-        return f"<xarray.{type(obj).__name__}{name} ({dims})>"
-    return repr(obj)
-
-
 def _spatial_names(obj: xr.DataArray | xr.Dataset) -> tuple[str, str] | None:
     for lon, lat in SPATIAL_NAMES:
         if lon in obj.coords and lat in obj.coords:
@@ -595,11 +286,11 @@ def check_field(field: xr.DataArray, planar: bool | None = None) -> xr.DataArray
     """
     if not isinstance(field, xr.DataArray):
         raise TypeError(f"a field must be an xarray.DataArray, got {type(field).__name__}")
-    field, planar = _standardise(field, f"field {_describe(field)}", planar)
+    field, planar = _standardise(field, f"field {describe(field)}", planar)
     extra = [d for d in field.dims if d not in ("lat", "lon")]
     if len(extra) > 1:
         raise ValueError(
-            f"field {_describe(field)} has dims {tuple(field.dims)}: besides lat/lon it may have one "
+            f"field {describe(field)} has dims {tuple(field.dims)}: besides lat/lon it may have one "
             "time (sample) dimension"
         )
     if not extra:
@@ -609,35 +300,35 @@ def check_field(field: xr.DataArray, planar: bool | None = None) -> xr.DataArray
     field = field.transpose("time", "lat", "lon")
     if 0 in field.shape:
         empty = [d for d, s in field.sizes.items() if s == 0]
-        raise ValueError(f"field {_describe(field)} is empty along {empty}")
+        raise ValueError(f"field {describe(field)} is empty along {empty}")
     if not np.issubdtype(field.dtype, np.number):
-        raise ValueError(f"field {_describe(field)} has non-numeric dtype {field.dtype}")
+        raise ValueError(f"field {describe(field)} has non-numeric dtype {field.dtype}")
     for dim, long in (("lat", "latitude"), ("lon", "longitude")):
         if field.sizes[dim] < 2:
             raise ValueError(
-                f"field {_describe(field)} has 1 {long} ({float(field[dim][0]):g}): a task needs a "
+                f"field {describe(field)} has 1 {long} ({float(field[dim][0]):g}): a task needs a "
                 f"2-D spread of points, so give at least 2 latitudes and 2 longitudes"
             )
     values = np.asarray(field.values, dtype=np.float64)
     _check_infinite(field, values)
     valid = np.isfinite(values)
     if not valid.any():
-        raise ValueError(f"field {_describe(field)} is all NaN: nothing to learn from")
+        raise ValueError(f"field {describe(field)} is all NaN: nothing to learn from")
     per_step = valid.reshape(valid.shape[0], -1).sum(-1)
     if per_step.max() < 2:
-        raise ValueError(f"field {_describe(field)} has fewer than 2 valid cells per time step")
+        raise ValueError(f"field {describe(field)} has fewer than 2 valid cells per time step")
     for axis, dim, long, side in ((2, "lon", "longitude", "width"), (1, "lat", "latitude", "height")):
         used = valid.any(axis=tuple(a for a in (0, 1, 2) if a != axis))
         if used.sum() < 2:
             raise ValueError(
-                f"the valid cells of field {_describe(field)} lie on one {long} "
+                f"the valid cells of field {describe(field)} lie on one {long} "
                 f"({float(field[dim][used.argmax()]):g}): the training box has zero {side}; "
                 f"a field needs valid cells at 2 or more latitudes and longitudes"
             )
     few = np.flatnonzero(per_step < 2)
     if len(few):
         warnings.warn(
-            f"field {_describe(field)}: {len(few)} time step(s) with fewer than 2 valid cells "
+            f"field {describe(field)}: {len(few)} time step(s) with fewer than 2 valid cells "
             f"cannot make a task and were dropped (indices {few[:10].tolist()})",
             UserWarning,
             stacklevel=2,
@@ -654,7 +345,7 @@ def _check_infinite(field: xr.DataArray, values: np.ndarray) -> None:
     t, i, j = np.argwhere(inf)[0]
     where = f"time index {t}, lat {float(field['lat'][i]):g}, lon {float(field['lon'][j]):g}"
     raise ValueError(
-        f"field {_describe(field)} has {int(inf.sum())} infinite value(s) (the first at {where}); "
+        f"field {describe(field)} has {int(inf.sum())} infinite value(s) (the first at {where}); "
         "mark missing cells with NaN, which are skipped, and fix or drop the others"
     )
 
@@ -678,7 +369,7 @@ def _elevation_of(ds: xr.Dataset, skip: str) -> xr.DataArray | None:
 
 def as_field(obj: Any) -> tuple[xr.DataArray, xr.DataArray | None, bool]:
     """A user's field (DataArray, Dataset or path to a .nc file) -> (field, elevation or None, planar)."""
-    what = _describe(obj)
+    what = describe(obj)
     if isinstance(obj, (str, os.PathLike)):
         path = Path(obj).expanduser()
         if not path.is_file():
@@ -721,28 +412,6 @@ def _open(path: str, mtime: float) -> xr.Dataset:
     """A NetCDF file, fully loaded (cached on path and modification time)."""
     with open_netcdf(path) as ds:
         return ds.load()
-
-
-@contextlib.contextmanager
-def open_netcdf(path: str | os.PathLike) -> Iterator[xr.Dataset]:
-    """``xr.open_dataset`` whose failures to read (a truncated or foreign file) name the file and a fix."""
-    try:
-        ds = xr.open_dataset(path)
-    except (OSError, ValueError, RuntimeError) as err:
-        raise unreadable(path, err) from None
-    with ds:
-        try:
-            yield ds
-        except (OSError, RuntimeError) as err:  # reading the data part of a truncated file
-            raise unreadable(path, err) from None
-
-
-def unreadable(path: str | os.PathLike, err: BaseException) -> ValueError:
-    """The error for a file that exists but is not readable NetCDF."""
-    return ValueError(
-        f"file {str(path)!r} cannot be read as NetCDF ({type(err).__name__}: {err}); is it truncated "
-        "(an interrupted download or copy) or not a NetCDF file? Write or download it again"
-    )
 
 
 def read_era5(path: str | os.PathLike) -> tuple[xr.DataArray, xr.DataArray | None]:
@@ -820,136 +489,6 @@ class HadCM3Sampler(FieldSampler):
         super().__init__(field, name=self.name, splits=splits, nc_min=nc_min, nc_max=nc_max, nt=nt, span=span)
 
 
-# --------------------------------------------------------------------------------------------------
-# Dataset names
-# --------------------------------------------------------------------------------------------------
-
-
-def _invalid(value: Any, reason: str, what: str) -> ValueError:
-    from workbench.data.registry import DATASETS
-
-    why = f": {reason}" if reason else ""
-    choices = ", ".join([*DATASETS, *DATASET_FORMS])
-    return ValueError(f"{what} = {_describe(value)} is not valid{why}; choose one of: {choices}")
-
-
-def check_dataset(value: Any, what: str = "Experiment.dataset") -> int:
-    """Input dimension of a valid ``Experiment.dataset`` value, or a ``ValueError`` naming what is wrong.
-
-    Files are opened lazily (headers only for NetCDF), so checking is cheap.
-    """
-    from workbench.data.registry import DATASETS
-
-    if isinstance(value, str):
-        if value in DATASETS:
-            return DATASETS[value][0]
-        try:
-            if value.startswith("era5:"):
-                path = Path(value[5:]).expanduser()
-                if not path.is_file():
-                    raise ValueError(f"ERA5 file {value[5:]!r} does not exist")
-                read_era5(path)
-                return 2
-            if value.startswith("terrain:"):
-                from workbench.data.terrain import check_terrain
-
-                check_terrain(value)
-                return 2
-            if value.endswith(".nc") or Path(value).expanduser().is_file():
-                as_field(value)
-                return 2
-        except (ValueError, FileNotFoundError, TypeError) as err:
-            raise _invalid(value, str(err), what) from None
-        raise _invalid(value, "", what)
-    if isinstance(value, (xr.DataArray, xr.Dataset)):
-        try:
-            as_field(value)
-        except (ValueError, TypeError) as err:
-            raise _invalid(value, str(err), what) from None
-        return 2
-    raise _invalid(value, "", what)
-
-
-_USER_CACHE: dict[int, tuple[Any, GeoSampler]] = {}
-
-
-@functools.lru_cache(maxsize=16)
-def _named(name: str) -> GeoSampler:
-    return _build(name)
-
-
-def _build(name: str, **kwargs: Any) -> GeoSampler:
-    if name == "colorado-temperature":
-        from workbench.data.stations import ColoradoSampler
-
-        return ColoradoSampler(**kwargs)
-    if name == "hadcm3-north-america":
-        return HadCM3Sampler(**kwargs)
-    if name == "us-terrain":
-        from workbench.data.terrain import us_terrain
-
-        return us_terrain(**kwargs)
-    if name.startswith("terrain:"):
-        from workbench.data.terrain import terrain
-
-        return terrain(name, **kwargs)
-    if name.startswith("era5:"):
-        field, elevation = read_era5(name[5:])
-        return FieldSampler(field, name=name, elevation=elevation, **kwargs)
-    field, elevation, planar = as_field(name)
-    return FieldSampler(field, name=name, elevation=elevation, planar=planar, **kwargs)
-
-
-def make_geo_dataset(dataset: Any, **kwargs: Any) -> GeoSampler:
-    """The sampler of a geographic dataset value (name, ``era5:``/``terrain:`` spec, field or path).
-
-    Without ``kwargs`` samplers are cached (files are read once per process, and again only when
-    they change), so rebuilding one from a run's experiment for a map is cheap.
-    """
-    check_dataset(dataset, what="dataset")
-    if isinstance(dataset, str):
-        path = _file_of(dataset)
-        if kwargs:
-            return _build(dataset, **kwargs)
-        if path is None:
-            return _named(dataset)
-        # Key on the modification time too, so an edited file is read again.
-        return _named_file(dataset, str(path), path.stat().st_mtime)
-    if kwargs:
-        field, elevation, planar = as_field(dataset)
-        return FieldSampler(field, name=_field_name(dataset), elevation=elevation, planar=planar, **kwargs)
-    # In-memory fields are cached by identity (a few at most), since they cannot be hashed.
-    hit = _USER_CACHE.get(id(dataset))
-    if hit is not None and hit[0] is dataset:
-        return hit[1]
-    field, elevation, planar = as_field(dataset)
-    sampler = FieldSampler(field, name=_field_name(dataset), elevation=elevation, planar=planar)
-    if len(_USER_CACHE) >= 4:
-        _USER_CACHE.pop(next(iter(_USER_CACHE)))
-    _USER_CACHE[id(dataset)] = (dataset, sampler)
-    return sampler
-
-
-def _file_of(name: str) -> Path | None:
-    """The file behind an ``era5:PATH`` or path dataset name, ``None`` for the other names."""
-    from workbench.data.registry import DATASETS
-
-    if name in DATASETS or name.startswith("terrain:"):
-        return None
-    return Path(name[5:] if name.startswith("era5:") else name).expanduser().resolve()
-
-
-@functools.lru_cache(maxsize=8)
-def _named_file(name: str, path: str, mtime: float) -> GeoSampler:
-    return _build(name)
-
-
-def _field_name(obj: Any) -> str:
-    if isinstance(obj, xr.DataArray) and obj.name is not None:
-        return f"field:{obj.name}"
-    return "field"
-
-
 def save_field(dataset: Any, path: str | os.PathLike) -> str:
     """Write an in-memory field to NetCDF so a run using it can be saved; returns the path (a valid dataset).
 
@@ -968,14 +507,3 @@ def save_field(dataset: Any, path: str | os.PathLike) -> str:
     path = Path(path)
     ds.to_netcdf(path)
     return str(path.resolve())
-
-
-def correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation over the entries where both are finite; 0 when either is constant."""
-    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
-    ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < 3:
-        return 0.0
-    a, b = a[ok] - a[ok].mean(), b[ok] - b[ok].mean()
-    den = math.sqrt(float((a * a).sum()) * float((b * b).sum()))
-    return float((a * b).sum() / den) if den > 0 else 0.0

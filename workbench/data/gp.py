@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from workbench.data.base import Sampler
 from workbench.data.kernels import (
     GIBBS_KERNELS,
     anisotropic_kernel,
@@ -23,9 +24,7 @@ from workbench.data.kernels import (
     gibbs_kernel_all,
     gibbs_kernel_by_index,
 )
-from workbench.task import Task
-
-Box = tuple[tuple[float, float], ...]
+from workbench.task import Box, Task
 
 __all__ = [
     "GIBBS_KERNELS",
@@ -83,7 +82,7 @@ def _cholesky(k: Tensor, jitter: float) -> Tensor:
     return chol
 
 
-class GPSampler:
+class GPSampler(Sampler):
     """Base class of the GP datasets: sampling, seeded streams, test sets and the exact oracle.
 
     Subclasses set ``name`` and implement ``kernel``; mixtures also set ``n_kernels``. Inputs:
@@ -92,6 +91,7 @@ class GPSampler:
     """
 
     name: str = "gp"
+    has_oracle = True
     n_kernels: int = 1
     #: Input axes along which the process is NOT translation invariant; the equivariant ceiling
     #: (``workbench.ceilings``) integrates shifts along these only. ``None`` = every axis.

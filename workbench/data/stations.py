@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from workbench.data.fields import Draw, GeoSampler, Stations, interp_grid, open_netcdf, split_points
+from workbench.data.base import Draw, GeoSampler, Stations, interp_grid, open_netcdf, split_points
 from workbench.geo import dataset_file
 
 #: The extent of the stations and of the elevation grid (lon_min, lon_max, lat_min, lat_max).

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from workbench.data.fields import Draw, GeoSampler, Stations, interp_grid, open_netcdf
+from workbench.data.base import Draw, GeoSampler, Stations, interp_grid, open_netcdf
 from workbench.geo import Coords, Region, dataset_file
 
 #: Named boxes of ``terrain:REGION`` (lon_min, lon_max, lat_min, lat_max).

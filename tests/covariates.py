@@ -1,5 +1,7 @@
 """Known covariates as 'fixed inputs': the elevation field itself, not learned, for reference models.
 
+A test and bench helper (tests/test_maps.py; bench/bench_maps.py loads it by path), not library code.
+
 A ConvCNP given :class:`ElevationInputs` in place of learned fixed inputs sees the (normalised)
 elevation at every point of its internal grid, everywhere the source knows it (also outside the
 training box, e.g. in the out-of-distribution test region). It is the reference "a model that is told
@@ -12,8 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from workbench.data.fields import GeoSampler
-from workbench.nn.fixed_inputs import Box
+from workbench.data.base import GeoSampler
+from workbench.task import Box
 
 
 class ElevationInputs(nn.Module):
