@@ -31,7 +31,7 @@ def _warm() -> None:
     """What a worker loads before its first run: the workbench, torch, and torch._dynamo (AdamW)."""
     import torch._dynamo  # noqa: F401
 
-    import workbench.run  # noqa: F401
+    import workbench.runs  # noqa: F401
 
 
 def run(quick: bool = False) -> dict:

@@ -69,7 +69,7 @@ from workbench import Experiment, get_group
 from workbench.data.registry import make_dataset
 from workbench.evaluate import orbit_error
 from workbench.models import build_model
-from workbench.run import METRICS
+from workbench.runs import METRICS
 from workbench.sweep import dashboard_link, local_client, paired_difference, summarise, sweep
 
 if fast:

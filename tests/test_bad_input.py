@@ -23,7 +23,7 @@ from workbench.evaluate import mean_loglik, orbit_error
 from workbench.groups import get_group
 from workbench.maps import map_grid, predict_map
 from workbench.models import build_model
-from workbench.run import Run
+from workbench.runs import Run
 from workbench.task import Task
 from workbench.train import History
 

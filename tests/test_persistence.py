@@ -26,7 +26,7 @@ from workbench.data.fields import save_field
 from workbench.data.registry import make_dataset
 from workbench.evaluate import mean_loglik
 from workbench.models import build_model
-from workbench.run import RunFilesError, run_name, unique_path
+from workbench.runs import RunFilesError, run_name, unique_path
 from workbench.train import KeepBest, TasksExhausted, TrainingDiverged, TrainingInterrupted, train
 
 TINY = dict(dataset="gibbs-1d", steps=6, batch_size=4, width=8, depth=2, test_tasks=16, device="cpu")
@@ -127,7 +127,7 @@ def test_save_never_overwrites_silently(tiny_run, tmp_path):
 def test_a_crash_while_saving_over_a_run_leaves_the_old_run_whole(tiny_run, tmp_path, monkeypatch):
     path = tiny_run.save(tmp_path / "r")
     old = (path / "metrics.json").read_text()
-    run_module = sys.modules["workbench.run"]
+    run_module = sys.modules["workbench.runs"]
 
     def boom(*a, **k):
         raise OSError("disk full")
@@ -356,7 +356,7 @@ def _cli(*args):
 
 
 def test_cli_checks_the_output_before_training(tmp_path, capsys, monkeypatch):
-    run_module = sys.modules["workbench.run"]
+    run_module = sys.modules["workbench.runs"]
 
     def no_training(*a, **k):
         raise AssertionError("trained before checking --out")
@@ -400,7 +400,7 @@ def test_cli_overwrite_resume_and_fallback(tmp_path, capsys, monkeypatch):
     more = load_run(tmp_path / "more")
     assert more.history.step == [1, 2, 3, 4, 5] and more.experiment.width == 8 == first.experiment.width
     capsys.readouterr()
-    run_module = sys.modules["workbench.run"]
+    run_module = sys.modules["workbench.runs"]
 
     real_save = run_module.Run.save
     calls = []

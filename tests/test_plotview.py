@@ -123,3 +123,17 @@ def test_drain_runs_queued_updates_in_order_and_survives_a_failing_one(capsys):
     assert out == [1, 2] and "ZeroDivisionError" in capsys.readouterr().err
     with pytest.raises(ZeroDivisionError):
         mainthread.on_main(lambda: 1 / 0)  # on the main thread it runs in place: errors surface
+
+
+def test_one_style_table_serves_both_back_ends():
+    import matplotlib
+
+    from widgets import heatmap
+    from workbench import plot
+    from workbench.style import STYLES
+
+    assert heatmap.STYLES is STYLES and plot.STYLES is STYLES
+    for name, style in STYLES.items():
+        matplotlib.colormaps[style.colours]  # a KeyError names an unknown colour map
+        if name != "elevation":  # the app draws elevation as contours, not as a heat map
+            go.Heatmap(colorscale=style.colours)

@@ -11,7 +11,7 @@ from workbench.checkpoint import CheckpointError, load_checkpoint, save_checkpoi
 from workbench.cli import main
 from workbench.evaluate import mean_loglik
 from workbench.models import build_model
-from workbench.run import RunFilesError
+from workbench.runs import RunFilesError
 from workbench.train import KeepBest, TrainingDiverged, train
 
 SMALL = dict(steps=10, test_tasks=32, batch_size=8)
@@ -229,7 +229,7 @@ def test_cli_run_and_list(tmp_path, capsys):
 
 
 def test_only_strict_models_are_charged_the_symmetry_headroom():
-    from workbench.run import is_strict
+    from workbench.runs import is_strict
 
     base = Experiment(dataset="mountain-1d", group="T", relaxation="fixed-inputs", strength=0.5)
     assert not is_strict(base)

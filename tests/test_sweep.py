@@ -60,7 +60,7 @@ def reference():
 
     from workbench.data.registry import make_dataset
     from workbench.evaluate import loglik_per_task
-    from workbench.run import run
+    from workbench.runs import run
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -94,7 +94,7 @@ def _matches_reference(ds: xr.Dataset, reference: dict) -> None:
 
 
 def test_a_dask_sweep_gives_the_same_metrics_as_the_runs_one_by_one(uninterrupted, reference):
-    from workbench.run import load_run
+    from workbench.runs import load_run
 
     ds, out = uninterrupted
     assert dict(ds.sizes) == {"group": 2, "strength": 2, "seed": 2, "task": 16}

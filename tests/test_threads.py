@@ -81,8 +81,11 @@ def test_thread_count_follows_the_cpus_we_may_use(monkeypatch):
 
 
 def test_workbench_run_is_the_function_after_the_submodule_loads():
-    code = "import workbench; from workbench.run import Run; from workbench import run; print(callable(run))"
-    assert _python(code) == "True"
+    code = (
+        "import workbench; from workbench.runs import Run; from workbench import run; "
+        "print(callable(run), callable(workbench.run), 'loglik' in workbench.runs.METRICS)"
+    )
+    assert _python(code) == "True True True"
 
 
 # ---- the Makefile: kernel spec and `make lab` ------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 import ipywidgets as w
 
 from workbench.config import Experiment
-from workbench.run import Run
+from workbench.runs import Run
 
 from .compare import ComparePanel
 from .controls import Controls

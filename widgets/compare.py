@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 
 import workbench
 from workbench.config import Experiment
-from workbench.run import Run
+from workbench.runs import Run
 
 from .gaps import gap_figure
 from .mainthread import drain, on_main

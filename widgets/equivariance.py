@@ -20,7 +20,7 @@ from workbench.data.registry import make_dataset
 from workbench.evaluate import orbit_error_vs_angle, orbit_error_vs_shift
 from workbench.groups import get_group
 from workbench.maps import fixed_inputs_active
-from workbench.run import Run
+from workbench.runs import Run
 from workbench.units import pretty
 
 from .mainthread import drain, on_main

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import plotly.graph_objects as go
 
-from workbench.run import Run
+from workbench.runs import Run
 
 #: Segment name -> (metric key, colour).
 SEGMENTS = {

@@ -12,24 +12,12 @@ from collections.abc import Callable
 import numpy as np
 import plotly.graph_objects as go
 
+from workbench.style import STYLES
 from workbench.units import axis_title, pretty
 
 from .borders import LAYERS, border_lines
 from .plotview import PlotView
 from .sources import GeoSource, PlaneSource, Point, Snapshot
-
-#: How each variable is drawn: (title, plotly colour scale, centred on zero).
-STYLES: dict[str, tuple[str, str, bool]] = {
-    "mean": ("predicted mean", "RdYlBu_r", False),
-    "std": ("predictive standard deviation", "Viridis", False),
-    "mean_strict": ("strict component (fixed inputs off)", "RdYlBu_r", False),
-    "breaking": ("symmetry breaking: mean - strict", "RdBu_r", True),
-    "fixed_inputs": ("learned fixed input, channel {channel}", "PuOr_r", True),
-    "truth": ("truth (noise-free)", "RdYlBu_r", False),
-    "breaking_truth": ("true breaking term (lapse rate x elevation)", "RdBu_r", True),
-    "oracle_mean": ("GP oracle: predictive mean", "RdYlBu_r", False),
-    "oracle_std": ("GP oracle: predictive standard deviation", "Viridis", False),
-}
 
 #: Line style of each border layer.
 BORDER_STYLE = {
@@ -199,10 +187,9 @@ class HeatmapLayer:
     # --- updates ----------------------------------------------------------------------------------
 
     def _title(self) -> str:
-        name, _, _ = STYLES[self.variable]
         n = len(self.added)
         more = f" + {n} added" if n else ""
-        return f"{name.format(channel=self.channel)}: {self.source.label}{more}"
+        return f"{STYLES[self.variable].title.format(channel=self.channel)}: {self.source.label}{more}"
 
     def show(self, variable: str, channel: int = 0) -> None:
         """Show another variable (or fixed-input channel): new z, colour scale and title."""
@@ -211,12 +198,12 @@ class HeatmapLayer:
                 f"variable = {variable!r} is not valid; choose one of: {', '.join(self.variables)}"
             )
         self.variable, self.channel = variable, int(channel)
-        _, scale, centred = STYLES[variable]
+        style = STYLES[variable]
         unit = "" if variable == "fixed_inputs" else pretty(self.source.units)
         with self.fig.batch_update():
             self.heat.z = self.field(variable, self.channel)
-            self.heat.colorscale = scale
-            self.heat.zmid = 0.0 if centred else None
+            self.heat.colorscale = style.colours
+            self.heat.zmid = 0.0 if style.centred else None
             self.heat.colorbar.title = dict(text=unit)
             self.fig.layout.title = dict(text=self._title(), font=dict(size=13))
 

@@ -14,7 +14,7 @@ import ipywidgets as w
 
 from workbench.data.base import GeoSampler
 from workbench.data.registry import make_dataset
-from workbench.run import Run
+from workbench.runs import Run
 
 from .heatmap import HeatmapLayer
 from .lines import LineLayer

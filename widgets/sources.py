@@ -18,7 +18,7 @@ import torch
 from workbench.data.base import GeoSampler, Sampler, Stations
 from workbench.data.registry import make_dataset
 from workbench.maps import fixed_inputs_active, predict_map
-from workbench.run import Run
+from workbench.runs import Run
 from workbench.task import Task
 
 #: An added observation: (x, y, value); for a 1-D view y is unused (the value is the height).

@@ -24,7 +24,7 @@ import plotly.graph_objects as go
 
 import workbench
 from workbench.config import Experiment
-from workbench.run import METRICS, Run, experiment_record, run_name, settings_differ, unique_path
+from workbench.runs import METRICS, Run, experiment_record, run_name, settings_differ, unique_path
 from workbench.units import pretty
 
 from .controls import Controls
@@ -60,7 +60,7 @@ def _smooth(y: np.ndarray) -> np.ndarray:
 
 
 def _run_name(exp: Experiment, steps_done: int | None = None) -> str:
-    """A folder name for a run (see :func:`workbench.run.run_name`: the whole experiment decides it)."""
+    """A folder name for a run (see :func:`workbench.runs.run_name`: the whole experiment decides it)."""
     return run_name(exp, steps_done)
 
 

@@ -6,8 +6,6 @@ from workbench import threads as _threads
 _threads.configure()
 
 import importlib  # noqa: E402
-import sys  # noqa: E402
-import types  # noqa: E402
 from typing import Any  # noqa: E402
 
 __all__ = ["Experiment", "Run", "Task", "get_group", "load_run", "run"]
@@ -15,29 +13,17 @@ __version__ = "0.1.0"
 
 # Everything loads on first use, so that ``import workbench`` (and ``workbench --help``) does not pay
 # for torch, cartopy or matplotlib; ``from workbench import run`` and ``workbench.plot.map(...)`` work
-# as before.
+# as before. The function ``run`` lives in the module ``workbench.runs``: a module of the same name
+# would shadow the function once imported.
 _EXPORTS = {
     "Experiment": "workbench.config",
-    "Run": "workbench.run",
+    "Run": "workbench.runs",
     "Task": "workbench.task",
     "get_group": "workbench.groups",
-    "load_run": "workbench.run",
-    "run": "workbench.run",
+    "load_run": "workbench.runs",
+    "run": "workbench.runs",
 }
-_LAZY = {"plot", "maps", "evaluate", "geo", "train", "data", "models", "nn"}
-
-
-class _Package(types.ModuleType):
-    def __setattr__(self, name: str, value: Any) -> None:
-        # ``workbench.run`` names both a submodule and the package's main function. Importing the
-        # submodule (``from workbench.run import Run``) sets the package attribute to the module;
-        # keep the function there, as the eager imports of old did.
-        if name == "run" and isinstance(value, types.ModuleType):
-            value = value.run
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
+_LAZY = {"plot", "maps", "evaluate", "geo", "train", "data", "models", "nn", "runs", "style"}
 
 
 def __getattr__(name: str) -> Any:

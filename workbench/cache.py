@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.config import Experiment
-from workbench.run import Run, experiment_record, load_run, run
+from workbench.runs import Run, experiment_record, load_run, run
 
 #: Experiment fields that do not change what is trained: where it runs.
 IGNORED = ("device",)
@@ -19,7 +19,7 @@ def holds_run(folder: str | Path) -> bool:
 
 def same_experiment(a: Experiment, b: Experiment) -> bool:
     """True when two experiments train the same model (fields in :data:`IGNORED` aside), compared as
-    :func:`workbench.run.experiment_record` has them: files by absolute path, fields by content."""
+    :func:`workbench.runs.experiment_record` has them: files by absolute path, fields by content."""
     ra, rb = experiment_record(a), experiment_record(b)
     return all(ra[k] == rb[k] for k in ra if k not in IGNORED)
 
@@ -34,10 +34,10 @@ def train_or_load(
     """A trained run of ``experiment``: loaded from ``folder``, or trained and saved there.
 
     ``train=None`` (a cache): load when ``folder`` holds a saved run of the same experiment
-    (:func:`same_experiment`), else train with :func:`workbench.run.run` and save to ``folder``,
+    (:func:`same_experiment`), else train with :func:`workbench.runs.run` and save to ``folder``,
     replacing a run of another experiment there. ``train=True``: always train (and save to ``folder``
     when given, replacing what is there). ``train=False``: load ``folder``, which must hold a run;
-    its experiment is taken as saved. ``run_kwargs`` go to :func:`workbench.run.run` (e.g.
+    its experiment is taken as saved. ``run_kwargs`` go to :func:`workbench.runs.run` (e.g.
     ``progress=False``).
     """
     folder = None if folder is None else Path(folder)

@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     """``workbench run``: check the output first, train (or resume), print the metrics, save the run."""
-    from workbench.run import check_save_path, checkpoint_experiment, run
+    from workbench.runs import check_save_path, checkpoint_experiment, run
 
     given = _given(args)
     try:
@@ -415,7 +415,7 @@ def _save(result: Any, out: Path, overwrite: bool) -> int:
     """Save the run to ``out``; if that fails, to a fresh folder in the temp directory (nothing lost)."""
     import tempfile
 
-    from workbench.run import run_name, unique_path
+    from workbench.runs import run_name, unique_path
 
     try:
         path = result.save(out, overwrite=overwrite)

@@ -197,11 +197,6 @@ class Experiment:
                 f"Experiment.lr = {self.lr!r} must be a finite positive number{_not_bool(self.lr)}"
             )
 
-    @property
-    def is_free(self) -> bool:
-        """True when the model has no symmetry at all (group none)."""
-        return self.group == "none"
-
     def replace(self, **changes: Any) -> Experiment:
         """A validated copy with some fields changed."""
         return Experiment(**{**self.to_dict(), **changes})

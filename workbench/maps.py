@@ -26,7 +26,7 @@ from workbench.nn.fixed_inputs import inside_box
 
 if TYPE_CHECKING:
     from workbench.models.base import NeuralProcess
-    from workbench.run import Run
+    from workbench.runs import Run
 
 #: Kernel evaluations (targets x model grid points) per forward pass; bounds memory (~0.5 GB).
 MAX_PAIRS = 25_000_000

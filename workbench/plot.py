@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 
 from workbench.geo import configure_cartopy
 from workbench.maps import correlation
+from workbench.style import STYLES, Style
 from workbench.units import pretty
 
 configure_cartopy()
@@ -28,18 +29,6 @@ import cartopy.crs as ccrs  # noqa: E402 - cartopy must be configured before its
 import cartopy.feature as cfeature  # noqa: E402
 
 __all__ = ["breaking_vs_elevation", "gap_split", "map", "projection_for"]
-
-#: How each variable is drawn: (title, colour map, centred at zero).
-STYLES: dict[str, tuple[str, str, bool]] = {
-    "mean": ("Predicted {variable}", "RdYlBu_r", False),
-    "mean_strict": ("Strict component (fixed inputs off)", "RdYlBu_r", False),
-    "truth": ("True {variable} (noise-free)", "RdYlBu_r", False),
-    "std": ("Predictive standard deviation", "viridis", False),
-    "breaking": ("Symmetry breaking: mean - strict", "RdBu_r", True),
-    "breaking_truth": ("True breaking term (lapse rate x elevation)", "RdBu_r", True),
-    "fixed_inputs": ("Fixed input, channel {channel}", "PuOr_r", True),
-    "elevation": ("Surface elevation", "gist_earth", False),
-}
 
 PLATE = ccrs.PlateCarree()
 
@@ -71,8 +60,9 @@ def _units(da: xr.DataArray) -> str:
 
 
 def _title(ds: xr.Dataset, var: str, channel: int) -> str:
-    base = STYLES.get(var, (str(ds[var].attrs.get("long_name", var)), "", False))[0]
-    return base.format(variable=ds.attrs.get("variable", "value"), channel=channel)
+    if var not in STYLES:
+        return str(ds[var].attrs.get("long_name", var))
+    return STYLES[var].heading(channel)
 
 
 def _elevation_levels(e: np.ndarray) -> np.ndarray:
@@ -127,8 +117,8 @@ def map(  # noqa: A001 - the name the API promises: workbench.plot.map
         da = da.isel(channel=channel)
     data = np.asarray(da.values, dtype=np.float64)
     planar = bool(ds.attrs.get("planar", 0))
-    _, default_cmap, centred = STYLES.get(var, ("", "viridis", False))
-    cmap = cmap or default_cmap
+    style = STYLES.get(var, Style(var, "viridis"))
+    cmap, centred = cmap or style.colours, style.centred
 
     own = ax is None
     if own:
@@ -317,7 +307,7 @@ def gap_split(
 ) -> Figure:
     """Where each model's gap to the oracle goes: one horizontal bar per model, ceilings drawn.
 
-    ``models`` maps a name to a run's metrics (or a :class:`~workbench.run.Run`), or to a list of
+    ``models`` maps a name to a run's metrics (or a :class:`~workbench.runs.Run`), or to a list of
     them, one per seed: the bar then starts at the mean test log-likelihood, with its standard
     error over seeds as an error bar. From the model's log-likelihood up to the oracle A the bar
     holds the learning shortfall, the symmetry headroom B - D (strict models only: their

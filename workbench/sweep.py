@@ -24,7 +24,7 @@ sweep runs its settings one by one in this process (with a warning); nothing els
 **What streams back.** Runs finish in any order (``as_completed``, with a tqdm bar and the Dask
 dashboard link when the cluster has one). With ``out`` (a netCDF path, checked before any training)
 each finished run is saved at once under the folder beside it (``sweep.nc`` -> ``sweep.runs/
-group=T_strength=0.5/``, :meth:`workbench.run.Run.save`; the path relative to ``out``'s folder is the
+group=T_strength=0.5/``, :meth:`workbench.runs.Run.save`; the path relative to ``out``'s folder is the
 ``run_path`` variable) and the Dataset is rewritten (atomically), so a killed sweep keeps every run
 it finished. ``resume=True`` (``workbench sweep --resume``) reads that file and runs only the
 settings whose ``status`` is not ``done``; the grid and the fixed settings must be the file's. A
@@ -61,7 +61,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from workbench.config import Experiment
-from workbench.run import METRICS
+from workbench.runs import METRICS
 
 #: Text variables of a sweep's Dataset (one string per setting).
 TEXT = ("status", "error", "run_path")
@@ -77,7 +77,7 @@ class Outcome:
     #: Log-likelihood per target of each test task ``[n_tasks]`` (fixed inputs on); None on failure.
     per_task: np.ndarray | None = None
     error: str = ""
-    #: The trained :class:`workbench.run.Run` (weights on the CPU), sent back only to be saved.
+    #: The trained :class:`workbench.runs.Run` (weights on the CPU), sent back only to be saved.
     run: Any = None
     #: Where the run was saved, relative to the output file's folder ("" when not saved).
     path: str = ""
@@ -99,7 +99,7 @@ def run_setting(exp: Experiment, keep_run: bool = False, pin_gpu: bool = False) 
 
     from workbench.data.registry import make_dataset
     from workbench.evaluate import loglik_per_task
-    from workbench.run import run
+    from workbench.runs import run
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -359,7 +359,7 @@ def sweep(
 
     def save(i: int, outcome: Outcome) -> None:
         """Save a finished run under the runs folder (a fresh folder: nothing is overwritten)."""
-        from workbench.run import unique_path
+        from workbench.runs import unique_path
 
         r, outcome.run = outcome.run, None
         if r is None or out is None:

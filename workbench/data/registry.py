@@ -132,11 +132,6 @@ GP_DATASETS = (
 )
 
 
-def dataset_dim(name: str) -> int:
-    """Input dimension of a named dataset (``NAME:STRENGTH`` allowed)."""
-    return DATASETS[name][0]
-
-
 def make_dataset(name: Any, **kwargs: Any) -> Sampler:
     """The task sampler for ``name``: a key of :data:`DATASETS` (``NAME:STRENGTH`` for the worlds of
     :data:`STRENGTH_DATASETS`), ``era5:PATH``, ``terrain:REGION``, an ``xarray.DataArray`` or a path

@@ -264,7 +264,7 @@ def check_save_path(path: str | Path, overwrite: bool = False) -> Path:
     if path.is_dir() and any(path.iterdir()) and not overwrite:
         raise FileExistsError(
             f"{path} already exists and is not empty (an earlier run?); pass overwrite=True "
-            "(CLI: --overwrite) to replace it, or choose another folder (workbench.run.unique_path)"
+            "(CLI: --overwrite) to replace it, or choose another folder (workbench.runs.unique_path)"
         )
     ancestor = path.parent
     while not ancestor.exists():
