@@ -11,9 +11,9 @@ import torch
 import xarray as xr
 
 from workbench import Experiment
-from workbench.data.base import GeoSampler, as_stations
+from workbench.data.base import GeoSampler, Sampler, as_stations
 from workbench.data.fields import FieldSampler, as_field, chronological_splits, read_era5, save_field
-from workbench.data.registry import DATASETS, make_dataset
+from workbench.data.registry import DATASETS, GP_DATASETS, make_dataset
 from workbench.data.stations import ColoradoSampler
 from workbench.data.terrain import REGIONS, US_WEST, parse_terrain, terrain
 from workbench.geo import DATASETS_ENV, Coords, datasets_dir
@@ -386,3 +386,22 @@ def test_continuous_longitudes(lon: np.ndarray, expected: list[float]) -> None:
     from workbench.data.fields import continuous_longitudes
 
     np.testing.assert_allclose(continuous_longitudes(lon), expected)
+
+
+@pytest.mark.parametrize("name", list(DATASETS))
+def test_every_dataset_answers_the_sampler_interface(name):
+    """What callers ask (has_oracle, has_validation) is what the sampler can do; no probing needed."""
+    s = make_dataset(name)
+    assert isinstance(s, Sampler) and len(s.box) == s.dim_x == DATASETS[name][0]
+    assert s.has_oracle == (name in GP_DATASETS) and s.has_validation == (name not in GP_DATASETS)
+    task = s.test_set(2, batch_size=2)[0]
+    if s.has_oracle:
+        assert s.oracle_loglik(task).shape == (2,)
+    else:
+        with pytest.raises(ValueError, match="no exact oracle"):
+            s.oracle_moments(task)
+    if s.has_validation:
+        assert s.validation_set(2, batch_size=2)[0].batch_size == 2
+    else:
+        with pytest.raises(ValueError, match="no validation split"):
+            s.validation_set(2)

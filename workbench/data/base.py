@@ -238,8 +238,8 @@ class GeoSampler(Sampler):
 
     name: str = "geo"
     dim_x: int = 2
-    has_validation = True
     dim_y: int = 1
+    has_validation = True
     variable: str = "temperature"
     long_name: str = "temperature"
 
