@@ -289,6 +289,42 @@ def test_batches_are_reproducible(name: str) -> None:
     assert not torch.equal(first[0].xt, other.xt) and not torch.equal(first[0].yt, other.yt)
 
 
+@pytest.mark.parametrize("name", ["gibbs-1d", "mountain-1d", "noise-1d", "gp-2d"])
+def test_shared_input_batches_draw_each_task_from_its_own_process(name: str) -> None:
+    """Training batches share input locations; whitening each task's values by the covariance of
+    its own kernel (plus noise, minus the prior mean) must leave independent N(0, 1) draws, and a
+    wrong kernel must not."""
+    sampler = make_sampler(name)
+    batch = next(sampler.batches(16, seed=3))
+    assert torch.equal(batch.xt[0], batch.xt[-1])
+    both = batch.mask_c[0] & batch.mask_c[-1]  # padding is zeroed per task
+    assert both.any() and torch.equal(batch.xc[0][both], batch.xc[-1][both])
+    assert len(set(batch.n_context.tolist())) > 1
+
+    def whitened(index: torch.Tensor) -> torch.Tensor:
+        out = []
+        for i in range(batch.batch_size):  # each task's real points: its context, then its targets
+            real = batch.mask_c[i]
+            x = torch.cat([batch.xc[i][real], batch.xt[i]])[None].double()
+            y = torch.cat([batch.yc[i][real], batch.yt[i]])[None, :, 0].double()
+            cov = sampler.kernel(x, x, index[i : i + 1])
+            noise = sampler.noise_var(x)
+            cov.diagonal(dim1=-2, dim2=-1).add_(sampler.noise_sd**2 if noise is None else noise)
+            mean = sampler.mean(x)
+            chol = _cholesky(cov, 1e-8)
+            resid = (y - (0.0 if mean is None else mean))[..., None]
+            out.append(torch.linalg.solve_triangular(chol, resid, upper=False).flatten())
+        return torch.cat(out)
+
+    z = whitened(batch.info["kernel"])
+    n = z.numel()  # 16 tasks x ~150-400 values: mean and variance within 4 s.e. of 0 and 1
+    assert abs(float(z.mean())) < 4 / math.sqrt(n)
+    assert abs(float(z.var()) - 1) < 4 * math.sqrt(2 / n)
+    if sampler.n_kernels > 1:
+        wrong = (batch.info["kernel"] + 1) % sampler.n_kernels
+        assert abs(float(whitened(wrong).var()) - 1) > 0.5
+
+
 def test_test_set_is_fixed() -> None:
     sampler = small("gibbs-1d")
     a, b = sampler.test_set(40, batch_size=16), sampler.test_set(40, batch_size=16)

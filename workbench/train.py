@@ -213,11 +213,19 @@ def _ctrl_c_finishes_step(active: bool) -> Iterator[threading.Event]:
         signal.signal(signal.SIGINT, previous)
 
 
+#: Linear warm-up of the learning rate over the first steps of a schedule (at most 5% of it): the
+#: higher peak rates that learn fastest (``bench/bench_recipe.py``) otherwise upset Adam's first steps.
+WARMUP_STEPS = 100
+
+
 def _rate(schedule: str, lr: float, step: int, begin: int, length: int) -> float:
-    """Learning rate of ``step``: constant, or a cosine from ``lr`` at ``begin + 1`` over ``length`` steps."""
+    """Learning rate of ``step``: a linear warm-up from ``begin + 1`` (:data:`WARMUP_STEPS`, at most
+    5% of ``length``), then constant, or a cosine from ``lr`` down to zero over ``length`` steps."""
+    warm = min(WARMUP_STEPS, max(length // 20, 1))
+    ramp = min(1.0, (step - begin) / warm)
     if schedule == "constant":
-        return lr
-    return 0.5 * lr * (1.0 + math.cos(math.pi * (step - 1 - begin) / length))
+        return lr * ramp
+    return ramp * 0.5 * lr * (1.0 + math.cos(math.pi * (step - 1 - begin) / length))
 
 
 def _restore(path: Path, state: dict[str, Any], model: torch.nn.Module, opt: torch.optim.Optimizer) -> None:

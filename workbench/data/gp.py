@@ -102,6 +102,9 @@ class GPSampler(Sampler):
     #: Quadrature cell width of the equivariant ceiling for this dataset; ``None`` = the default
     #: of ``workbench.ceilings.SPACING`` (sharp features in the process need finer cells).
     shift_spacing: float | None = None
+    #: Training batches (:meth:`batches`) draw one set of input locations per batch (see there);
+    #: False draws them per task, as test sets do.
+    shared_inputs: bool = True
 
     def __init__(
         self,
@@ -200,16 +203,53 @@ class GPSampler(Sampler):
         mask_c = torch.arange(self.nc_max)[None, :] < nc[:, None]
         return Task(xc, y[:, : self.nc_max], xt, y[:, self.nc_max :], mask_c, {"kernel": index})
 
+    def sample_shared(self, batch_size: int, generator: torch.Generator) -> Task:
+        """Draw tasks that share one draw of input locations (``xc [batch, nc_max, dim]`` masked per
+        task, ``xt [batch, nt, dim]``): each task has exactly the distribution of :meth:`sample`, but
+        the batch costs one Cholesky per distinct kernel instead of one per task."""
+        b = batch_size
+        nc = torch.randint(self.nc_min, self.nc_max + 1, (b,), generator=generator)
+        if self.n_kernels > 1:
+            index = torch.randint(0, self.n_kernels, (b,), generator=generator)
+        else:
+            index = torch.zeros(b, dtype=torch.long)
+        xc = _uniform(self.context_box, (1, self.nc_max), generator)
+        xt = _uniform(self.box, (1, self.nt), generator)
+        x = torch.cat([xc, xt], 1).double()
+        kernels, which = torch.unique(index, return_inverse=True)
+        u, n = len(kernels), x.shape[1]
+        cov = self.kernel(x.expand(u, n, -1), x.expand(u, n, -1), kernels)
+        # The noise joins the covariance: y ~ N(m, K + diag(noise)) is f + noise in one draw, and the
+        # noise keeps the factorisation well conditioned.
+        noise_var = self.noise_var(x)
+        cov.diagonal(dim1=-2, dim2=-1).add_(self.noise_sd**2 if noise_var is None else noise_var)
+        chol = _cholesky(cov, self.jitter)
+        y = chol[which] @ torch.randn(b, n, 1, generator=generator, dtype=torch.float64)
+        prior_mean = self.mean(x)
+        if prior_mean is not None:
+            y = y + prior_mean[..., None]
+        y = y.float()
+        mask_c = torch.arange(self.nc_max)[None, :] < nc[:, None]
+        xc, xt = xc.expand(b, -1, -1).contiguous(), xt.expand(b, -1, -1).contiguous()
+        return Task(xc, y[:, : self.nc_max], xt, y[:, self.nc_max :], mask_c, {"kernel": index})
+
     def batches(self, batch_size: int, seed: int, start: int = 0) -> Iterator[Task]:
-        """Endless reproducible stream of batches ``start, start + 1, ...``: the same seed gives the same
-        tasks. Batch k has its own generator seeded from ``(seed, k)``, so a resumed run starts at its
-        step without replaying the batches before it."""
+        """Endless reproducible stream of training batches ``start, start + 1, ...``: the same seed gives
+        the same tasks. Batch k has its own generator seeded from ``(seed, k)``, so a resumed run starts
+        at its step without replaying the batches before it.
+
+        The tasks of a batch share their input locations (:meth:`sample_shared`): each task is drawn
+        from the process exactly, and drawing a gibbs-1d batch costs about a third as much, which on
+        a CPU is a third of the training step (``bench/bench_recipe.py``). Test sets
+        (:meth:`test_set`) draw every task's locations independently, and so do training batches
+        when ``shared_inputs`` is False."""
         import numpy as np  # local: only this method needs numpy (SeedSequence mixes seed and k)
 
         k = start
         while True:
             state = np.random.SeedSequence([seed, k]).generate_state(1, dtype=np.uint64)[0]
-            yield self.sample(batch_size, torch.Generator().manual_seed(int(state)))
+            draw = self.sample_shared if self.shared_inputs else self.sample
+            yield draw(batch_size, torch.Generator().manual_seed(int(state)))
             k += 1
 
     def test_set(self, n_tasks: int = 1024, batch_size: int = 16, seed: int = 10_000) -> list[Task]:
