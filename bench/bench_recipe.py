@@ -15,7 +15,6 @@ import json
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -93,10 +92,8 @@ def run(quick: bool, budget: float | None = None) -> dict:
     budget = budget or (10.0 if quick else 120.0)
     seeds, n_test = ([0, 1], 128) if quick else ([0, 1, 2], 1024)
     jobs = [(name, seed, budget, n_test) for seed in seeds for name in RECIPES]
-    env = {"OMP_NUM_THREADS": "1"}
-    os.environ.update(env)
-    with ProcessPoolExecutor(max_workers=2) as pool:
-        done = list(pool.map(_job, *zip(*jobs, strict=True)))
+    os.environ["OMP_NUM_THREADS"] = "1"  # the spawned workers read it when torch loads
+    done = _bench_pool().pool_map("bench_recipe", "_job", jobs, workers=2)
     sampler = make_dataset(DATASET)
     c = ceilings(sampler, sampler.test_set(n_test, batch_size=16))
     base = next(iter(RECIPES))
@@ -131,6 +128,15 @@ def run(quick: bool, budget: float | None = None) -> dict:
             entry["minus_baseline"] = dict(zip(("mean", "se"), mean_se([m for m, _ in diffs]), strict=True))
         result["recipes"][name] = entry
     return result
+
+
+def _bench_pool():
+    """``bench/pool.py`` (run_bench loads bench files by path, so their folder may not be importable)."""
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
+    import pool
+
+    return pool
 
 
 if __name__ == "__main__":
