@@ -304,7 +304,7 @@ def test_sigint_writes_a_final_checkpoint_and_resume_is_exact(gibbs, tmp_path):
 def test_run_resume_refuses_another_experiment(tmp_path):
     ckpt = tmp_path / "c.pt"
     run(Experiment(**{**TINY, "steps": 2}), checkpoint_path=ckpt, evaluate=False, progress=False)
-    with pytest.raises(ValueError, match="lr = 0.001.*0.0005"):
+    with pytest.raises(ValueError, match=f"lr = 0.001.*{Experiment().lr}"):
         run(Experiment(**{**TINY, "lr": 1e-3}), resume=ckpt, progress=False)
     with pytest.raises(ValueError, match="step 2.*steps = 1"):
         run(Experiment(**{**TINY, "steps": 1}), resume=ckpt, progress=False)

@@ -38,6 +38,11 @@ MAX_BATCH_SIZE = 4096
 MAX_TEST_TASKS = 100_000
 #: Learning-rate schedules over the steps of one training call (see ``workbench.train.train``).
 SCHEDULES = ("cosine", "constant")
+#: The default recipe, for ``Experiment`` and ``workbench.train.train`` alike: peak AdamW rate and
+#: schedule. 2e-3 with the cosine decay learns 0.11 ± 0.01 nats/target more than the paper's 5e-4
+#: constant in 2 CPU-minutes on gibbs-1d (3 seeds, paired per test task; ``bench/bench_recipe.py``).
+DEFAULT_LR = 2e-3
+DEFAULT_SCHEDULE = "cosine"
 
 
 def _choices(name: str, value: Any, valid: Any) -> ValueError:
@@ -100,11 +105,9 @@ class Experiment:
     steps: int = 2000
     batch_size: int = 16
     #: Peak AdamW rate, reached after a short linear warm-up (``workbench.train.WARMUP_STEPS``).
-    #: 2e-3 with the cosine decay learns 0.11 ± 0.01 nats/target more than the paper's 5e-4 constant
-    #: in 2 CPU-minutes on gibbs-1d (3 seeds, paired per test task; ``bench/bench_recipe.py``).
-    lr: float = 2e-3
+    lr: float = DEFAULT_LR
     #: "cosine" decays the rate to zero over ``steps``; "constant" keeps it (after the warm-up).
-    lr_schedule: str = "cosine"
+    lr_schedule: str = DEFAULT_SCHEDULE
     seed: int = 0
     device: str = "auto"
     width: int | None = None

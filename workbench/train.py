@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from workbench.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from workbench.config import SCHEDULES
+from workbench.config import DEFAULT_LR, DEFAULT_SCHEDULE, SCHEDULES
 from workbench.data.prefetch import prefetch as prefetch_tasks
 from workbench.evaluate import mean_loglik
 from workbench.models.base import NeuralProcess
@@ -251,8 +251,8 @@ def train(
     tasks: Iterable[Task],
     steps: int,
     *,
-    lr: float = 5e-4,
-    schedule: str = "constant",
+    lr: float = DEFAULT_LR,
+    schedule: str = DEFAULT_SCHEDULE,
     clip: float = 0.5,
     device: str | torch.device = "auto",
     callbacks: Iterable[Callback] = (),
