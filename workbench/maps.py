@@ -1,28 +1,34 @@
-"""Maps: a trained run's prediction over a lat/lon grid as an ``xarray.Dataset``, and where symmetry breaks.
+"""A trained run's prediction, its strict component and where symmetry breaks, as ``xarray.Dataset``.
 
-``predict_map(run, context)`` returns the predictive ``mean`` and ``std`` (physical units, e.g. degC),
-``mean_strict`` (the same model with its fixed inputs off: the strictly equivariant component),
-``breaking = mean - mean_strict``, the learned ``fixed_inputs(channel, lat, lon)``, ``elevation``
-where the source has it, ``truth`` for synthetic sources, ``in_box`` (where fixed inputs can act)
-and the context stations on a ``station`` dimension. One batched forward pass per component, so a
-map can be redrawn after every click.
-"""
+:func:`predict` is the one entry point, for any run and any points: 1-D (``x``), planar (``x1``,
+``x2``) and lat/lon maps. Every variant has the predictive ``mean`` and ``std``, ``mean_strict`` (the
+same model with its fixed inputs off: the strictly equivariant component), ``breaking = mean -
+mean_strict`` and the learned ``fixed_inputs``, with units; :func:`strict_component` is where the
+strict component is computed, for all of them.
+
+For lat/lon data ``predict`` gives :func:`predict_map`'s Dataset: ``mean`` and ``std`` in physical
+units (e.g. degC), ``fixed_inputs(channel, lat, lon)``, ``elevation`` where the source has it,
+``truth`` for synthetic sources, ``in_box`` (where fixed inputs can act) and the context stations on a
+``station`` dimension. One batched forward pass per component, so a map can be redrawn after every
+click."""
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import xarray as xr
 from torch import Tensor
+from torch.distributions import Normal
 
 from workbench.data.base import GeoSampler, Sampler, Stations, as_stations
 from workbench.geo import Coords, Region
 from workbench.nn.fixed_inputs import inside_box
+from workbench.task import Task
 
 if TYPE_CHECKING:
     from workbench.models.base import NeuralProcess
@@ -83,6 +89,21 @@ def fixed_inputs_active(model: NeuralProcess) -> bool:
     return bool(model.has_fixed_inputs and getattr(fixed, "dropout", 0.0) < 1.0)
 
 
+def strict_component(
+    forward: Callable[[bool], Normal], model: NeuralProcess, fixed_inputs: bool = True
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Mean, std and strict mean (``[b, ...]``, first output dimension) of ``forward(fixed_inputs)``.
+
+    The one place the strict component is computed: ``forward(False)``, the same model with its fixed
+    inputs off, or, when turning them off cannot change anything, the prediction itself (the same
+    tensor, so ``breaking = mean - mean_strict`` is exactly zero rather than zero up to rounding).
+    """
+    dist = forward(fixed_inputs)
+    mean, std = dist.mean[..., 0], dist.stddev[..., 0]
+    active = fixed_inputs and fixed_inputs_active(model)
+    return mean, std, forward(False).mean[..., 0] if active else mean
+
+
 def _model_extent(model: NeuralProcess) -> float | None:
     """Side of the square region a ConvCNP's internal grid covers (model units); None for other models."""
     n, spacing = getattr(model, "n_grid", None), getattr(model, "spacing", None)
@@ -124,10 +145,9 @@ def predict_grid_points(
     tx = torch.from_numpy(coords.to_model(lons, np.full_like(lons, lats[0]))[:, 0].astype(np.float32))
     ty = torch.from_numpy(coords.to_model(np.full_like(lats, lons[0]), lats)[:, 1].astype(np.float32))
     tx, ty = tx.to(dev), ty.to(dev)
-    dist = model.predict_grid(xc, yc, tx, ty, mask, fixed_inputs=fixed_inputs)
-    mean, std = dist.mean[..., 0], dist.stddev[..., 0]  # [b, n_lon, n_lat]
-    active = fixed_inputs and fixed_inputs_active(model)
-    strict = model.predict_grid(xc, yc, tx, ty, mask, fixed_inputs=False).mean[..., 0] if active else mean
+    mean, std, strict = strict_component(  # [b, n_lon, n_lat] each
+        lambda fixed: model.predict_grid(xc, yc, tx, ty, mask, fixed_inputs=fixed), model, fixed_inputs
+    )
     b = xc.shape[0]
     res = {
         k: v.transpose(1, 2).reshape(b, -1).cpu().numpy()
@@ -157,36 +177,52 @@ def predict_points(
 ) -> dict[str, np.ndarray]:
     """Mean, std and strict mean (physical units) at points ``[n]`` for each context: ``[batch, n]`` each.
 
-    All contexts share the targets and go through the model as one batch (in target chunks when the
-    grid is large; every chunk carries the corners of the whole target set, so the model's internal
-    grid sits in the same place for every chunk and the map has no seams).
+    All contexts share the targets and go through the model as one batch (see :func:`model_moments`).
+    """
+    dev = next(model.parameters()).device
+    xc, yc, mask = _context_tensors(coords, contexts, dev)
+    xt = torch.from_numpy(coords.to_model(lon, lat).astype(np.float32).reshape(-1, 2)).to(dev)
+    return _physical(model_moments(model, xc, yc, mask, xt, fixed_inputs=fixed_inputs), coords)
+
+
+@torch.no_grad()
+def model_moments(
+    model: NeuralProcess,
+    xc: Tensor,
+    yc: Tensor,
+    mask: Tensor | None,
+    xt: Tensor,
+    *,
+    fixed_inputs: bool = True,
+) -> dict[str, np.ndarray]:
+    """Mean, std and strict mean (model units, ``[batch, m]`` each, float64) at ``xt`` given
+    ``xc [b, nc, dx]``, ``yc [b, nc, 1]``, ``mask [b, nc]``; ``xt [m, dx]`` (shared) or ``[b, m, dx]``.
+
+    Targets go through the model in chunks when there are many; every chunk carries the corners of
+    the whole target set, so the model's internal grid sits in the same place for every chunk (no
+    seams). The strict component: :func:`strict_component`.
     """
     model.eval()
-    dev = next(model.parameters()).device
-    b = len(contexts)
-    xc_t, yc_t, mask_t = _context_tensors(coords, contexts, dev)
-    xt_all = coords.to_model(lon, lat).astype(np.float32).reshape(-1, 2)
-    active = fixed_inputs and fixed_inputs_active(model)
-    corners = np.stack([xt_all.min(0), xt_all.max(0)])
+    b = xc.shape[0]
+    xt_all = (xt[None] if xt.dim() == 2 else xt).to(xc.dtype).expand(b, -1, -1)
+    corners = torch.stack([xt_all.amin(1), xt_all.amax(1)], 1)  # [b, 2, dx]
     grid_points = getattr(model, "n_grid", 64) ** 2
     chunk = max(256, MAX_PAIRS // max(1, b * grid_points))
+    m = xt_all.shape[1]
     out: dict[str, list[np.ndarray]] = {"mean": [], "std": [], "mean_strict": []}
-    for start in range(0, len(xt_all), chunk):
-        part = xt_all[start : start + chunk]
+    for start in range(0, m, chunk):
+        part = xt_all[:, start : start + chunk]
         extra = 0
-        if len(part) < len(xt_all):
-            part, extra = np.concatenate([part, corners]), 2
-        xt = torch.from_numpy(part).to(dev)[None].expand(b, -1, -1)
-        dist = model(xc_t, yc_t, xt, mask_t, fixed_inputs=fixed_inputs)
-        mean, std = dist.mean[..., 0], dist.stddev[..., 0]
-        # Without active fixed inputs the strict component IS the prediction: same tensor, so
-        # breaking = mean - mean_strict is exactly zero rather than zero up to rounding.
-        strict = model(xc_t, yc_t, xt, mask_t, fixed_inputs=False).mean[..., 0] if active else mean
+        if part.shape[1] < m:
+            part, extra = torch.cat([part, corners], 1), 2
+        mean, std, strict = strict_component(
+            lambda fixed, part=part: model(xc, yc, part, mask, fixed_inputs=fixed), model, fixed_inputs
+        )
         keep = slice(0, mean.shape[1] - extra)
         out["mean"].append(mean[:, keep].cpu().numpy())
         out["std"].append(std[:, keep].cpu().numpy())
         out["mean_strict"].append(strict[:, keep].cpu().numpy())
-    return _physical({k: np.concatenate(v, 1) for k, v in out.items()}, coords)
+    return {k: np.concatenate(v, 1).astype(np.float64) for k, v in out.items()}
 
 
 def _sampler_of(run: Run) -> GeoSampler:
@@ -354,6 +390,179 @@ def predict_map(
         "box_lonlat": list(box_region),
         "planar": int(coords.planar),
         "Conventions": "CF-1.8",
+    }
+    return ds
+
+
+def predict(
+    run: Run,
+    context: Any = None,
+    targets: Any = None,
+    *,
+    resolution: float | None = None,
+    fixed_inputs: bool = True,
+    oracle: bool = True,
+    sampler: Sampler | None = None,
+) -> xr.Dataset:
+    """Prediction, strict component and breaking field of any run at any points, as an ``xarray.Dataset``.
+
+    Data variables: ``mean`` and ``std`` (the predictive), ``mean_strict`` (the same model with its
+    fixed inputs off; the prediction itself when it has none acting, so ``breaking`` is then exactly
+    zero), ``breaking = mean - mean_strict`` and ``fixed_inputs`` (the learned ``t(x)``, one entry per
+    ``channel``), each with ``units`` and ``long_name``.
+
+    Geographic runs (lat/lon data) give :func:`predict_map`'s Dataset over ``lat``/``lon`` (``context``
+    and ``targets`` as its ``context`` and ``grid``; see there). Other runs (synthetic 1-D and planar
+    data, model units ``"1"``):
+
+    - ``context``: ``None`` (the first test task of seed 0), a seed (``int``: that seed's first test
+      task), an ``(xc [n, dx] or [n], yc [n])`` pair, or a :class:`Task` (its contexts, a batch:
+      the Dataset then has a leading ``task`` dimension).
+    - ``targets``: ``None`` (a grid over the data's box: 400 points in 1-D, 60 x 60 planar), axes
+      (``x [m]`` in 1-D, a ``(x1 [m1], x2 [m2])`` tuple for a planar grid over dims ``x2, x1``), or
+      points ``[m, dx]`` (a tensor or array; ``[b, m, dx]``: each task's own, e.g. ``task.xt``) over a
+      ``target`` dimension with coordinates ``x`` or ``x1``/``x2``.
+
+    Where the data know the exact predictive (GP worlds) and ``oracle``: ``oracle_mean``,
+    ``oracle_std``. The context points are on a ``context`` dimension (``context_x`` or
+    ``context_x1``/``context_x2``, ``context_value``; NaN where a task has fewer).
+    """
+    if sampler is None:
+        from workbench.data.registry import make_dataset
+
+        sampler = make_dataset(run.experiment.dataset)
+    if isinstance(sampler, GeoSampler):
+        return predict_map(run, context, targets, resolution, fixed_inputs=fixed_inputs, sampler=sampler)
+    return _predict_synthetic(run, sampler, context, targets, fixed_inputs=fixed_inputs, oracle=oracle)
+
+
+#: Default grid of :func:`predict` for synthetic data: points along each axis of the box.
+DEFAULT_LINE_POINTS, DEFAULT_PLANE_POINTS = 400, 60
+
+
+def _synthetic_context(
+    sampler: Sampler, context: Any, dim_x: int
+) -> tuple[Tensor, Tensor, Tensor, bool, str]:
+    """``xc [b, nc, dx]``, ``yc [b, nc, 1]``, ``mask [b, nc]``, whether batched, and a label."""
+    if context is None or (
+        isinstance(context, (int, np.integer)) and not isinstance(context, (bool, np.bool_))
+    ):
+        seed = 0 if context is None else int(context)
+        task = sampler.test_set(1, batch_size=1, seed=seed)[0]
+        return task.xc, task.yc, task.mask_c, False, f"test task (seed {seed})"
+    if isinstance(context, Task):
+        return context.xc, context.yc, context.mask_c, True, f"{context.batch_size} tasks"
+    try:
+        xc, yc = context
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"context = {context!r}: give None (a test task), a seed, an (xc, yc) pair of arrays or a Task"
+        ) from None
+    xc = torch.as_tensor(np.asarray(xc, np.float32)).reshape(-1, dim_x)
+    yc = torch.as_tensor(np.asarray(yc, np.float32)).reshape(-1)
+    if len(xc) != len(yc):
+        raise ValueError(f"context has {len(xc)} inputs but {len(yc)} values; give one value per input")
+    mask = torch.ones(1, len(yc), dtype=torch.bool)
+    return xc[None], yc[None, :, None], mask, False, "given context"
+
+
+def _synthetic_targets(
+    sampler: Sampler, targets: Any, dim_x: int
+) -> tuple[Tensor, tuple[str, ...], dict[str, Any], tuple[int, ...]]:
+    """Targets ``[m, dx]`` (shared) or ``[b, m, dx]`` (each task's own), their dims (without
+    ``task``), coordinates and shape."""
+    names = ["x"] if dim_x == 1 else [f"x{i + 1}" for i in range(dim_x)]
+    attrs = {n: {"long_name": n if dim_x == 1 else f"x_{n[1:]}", "units": "1"} for n in names}
+    if targets is None:
+        n = DEFAULT_LINE_POINTS if dim_x == 1 else DEFAULT_PLANE_POINTS
+        axes = [np.linspace(lo, hi, n) for lo, hi in sampler.box]
+        targets = axes[0] if dim_x == 1 else tuple(axes)
+    if dim_x == 2 and isinstance(targets, tuple) and len(targets) == 2:
+        x1, x2 = (np.atleast_1d(np.asarray(t, np.float64)) for t in targets)
+        g1, g2 = np.meshgrid(x1, x2)  # [x2, x1]: rows along x2, as an image
+        xt = torch.from_numpy(np.stack([g1.ravel(), g2.ravel()], -1).astype(np.float32))
+        coords = {"x1": ("x1", x1, attrs["x1"]), "x2": ("x2", x2, attrs["x2"])}
+        return xt, ("x2", "x1"), coords, g1.shape
+    # Coordinates label the points as given (float64); the model sees them in float32.
+    raw = (
+        targets.detach().cpu().double().numpy()
+        if isinstance(targets, Tensor)
+        else np.asarray(targets, np.float64)
+    )
+    if raw.ndim == 3 and raw.shape[0] == 1:
+        raw = raw[0]  # one task's own targets are shared targets
+    pts = torch.from_numpy(raw.astype(np.float32))
+    if dim_x == 1 and (raw.ndim == 1 or (raw.ndim == 2 and raw.shape[1] == 1)):
+        x = raw.reshape(-1)
+        return pts.reshape(-1, 1), ("x",), {"x": ("x", x, attrs["x"])}, (len(x),)
+    if pts.dim() not in (2, 3) or pts.shape[-1] != dim_x:
+        axes = "x [m]" if dim_x == 1 else "a (x1, x2) tuple of axes"
+        raise ValueError(
+            f"targets of shape {tuple(pts.shape)}: give None, {axes}, or points [m, {dim_x}] or "
+            f"[batch, m, {dim_x}]"
+        )
+    lead = ("task", "target") if pts.dim() == 3 else ("target",)
+    coords = {n: (lead, raw[..., i], attrs[n]) for i, n in enumerate(names)}
+    return pts, ("target",), coords, (pts.shape[-2],)
+
+
+def _predict_synthetic(
+    run: Run, sampler: Sampler, context: Any, targets: Any, *, fixed_inputs: bool, oracle: bool
+) -> xr.Dataset:
+    """:func:`predict` for data in model coordinates (the GP worlds, 1-D and planar)."""
+    model = run.model
+    dim_x = len(sampler.box)
+    xc, yc, mask, batched, label = _synthetic_context(sampler, context, dim_x)
+    xt, dims, coords, shape = _synthetic_targets(sampler, targets, dim_x)
+    b = xc.shape[0]
+    per_task = xt.dim() == 3
+    if per_task and (not batched or xt.shape[0] != b):
+        raise ValueError(f"targets are for {xt.shape[0]} tasks but the context has {b}")
+    task = Task(xc, yc, xt if per_task else xt[None].expand(b, -1, -1), None, mask).for_model(model)
+    res = model_moments(model, task.xc, task.yc, task.mask_c, task.xt, fixed_inputs=fixed_inputs)
+    full = (("task",) if batched else ()) + dims
+    size = ((b,) if batched else ()) + shape
+    var, units = "y", "1"
+    fields = {
+        "mean": (res["mean"], f"predicted {var} (mean)"),
+        "std": (res["std"], f"predictive standard deviation of {var}"),
+        "mean_strict": (res["mean_strict"], f"predicted {var}, strict component (fixed inputs off)"),
+        "breaking": (res["mean"] - res["mean_strict"], "symmetry breaking: mean - mean_strict"),
+    }
+    if oracle and sampler.has_oracle:  # the GP worlds know the exact predictive
+        om, osd = sampler.oracle_moments(Task(xc, yc, task.xt.cpu(), None, mask))
+        fields["oracle_mean"] = (om.double().numpy(), f"exact predictive mean of {var} (oracle)")
+        fields["oracle_std"] = (
+            osd.double().numpy(),
+            f"exact predictive standard deviation of {var} (oracle)",
+        )
+    ds = xr.Dataset(
+        {k: (full, v.reshape(size), {"units": units, "long_name": name}) for k, (v, name) in fields.items()},
+        coords=coords,
+    )
+    # Fixed inputs depend on position only: one set per target point, shared targets once.
+    t = model.fixed_input_values(task.xt if per_task else task.xt[:1]).cpu().numpy().astype(np.float64)
+    t = np.moveaxis(t, -1, 0).reshape(t.shape[-1], *((b,) if per_task else ()), *shape)  # [B, (b), ...]
+    t_dims = ("channel", *(("task",) if per_task else ()), *dims)
+    ds["fixed_inputs"] = (t_dims, t, {"units": "1", "long_name": "learned fixed inputs t(x) (model units)"})
+    keep = mask.cpu().numpy()
+    xc_np = np.where(keep[..., None], xc.cpu().numpy(), np.nan).astype(np.float64)
+    yc_np = np.where(keep, yc[..., 0].cpu().numpy(), np.nan).astype(np.float64)
+    if not batched:  # one context: its real points only
+        xc_np, yc_np = xc_np[0, keep[0]], yc_np[0, keep[0]]
+    cdims = (("task",) if batched else ()) + ("context",)
+    for i, name in enumerate(["x"] if dim_x == 1 else ["x1", "x2"]):
+        ds[f"context_{name}"] = (cdims, xc_np[..., i], {"units": "1", "long_name": f"context input {name}"})
+    ds["context_value"] = (cdims, yc_np, {"units": units, "long_name": f"observed {var}"})
+    exp = run.experiment
+    ds.attrs = {
+        "title": f"{sampler.name}: {exp.model} {exp.group} {exp.relaxation} (strength {exp.strength})",
+        "dataset": sampler.name,
+        "context": label,
+        "variable": var,
+        "units": units,
+        "fixed_inputs_used": int(fixed_inputs and fixed_inputs_active(model)),
+        "box": [float(v) for lo_hi in run.box for v in lo_hi],
     }
     return ds
 
