@@ -536,15 +536,14 @@ def _predict_synthetic(
             osd.double().numpy(),
             f"exact predictive standard deviation of {var} (oracle)",
         )
-    ds = xr.Dataset(
-        {k: (full, v.reshape(size), {"units": units, "long_name": name}) for k, (v, name) in fields.items()},
-        coords=coords,
-    )
+    data = {
+        k: (full, v.reshape(size), {"units": units, "long_name": name}) for k, (v, name) in fields.items()
+    }
     # Fixed inputs depend on position only: one set per target point, shared targets once.
     t = model.fixed_input_values(task.xt if per_task else task.xt[:1]).cpu().numpy().astype(np.float64)
     t = np.moveaxis(t, -1, 0).reshape(t.shape[-1], *((b,) if per_task else ()), *shape)  # [B, (b), ...]
     t_dims = ("channel", *(("task",) if per_task else ()), *dims)
-    ds["fixed_inputs"] = (t_dims, t, {"units": "1", "long_name": "learned fixed inputs t(x) (model units)"})
+    data["fixed_inputs"] = (t_dims, t, {"units": "1", "long_name": "learned fixed inputs t(x) (model units)"})
     keep = mask.cpu().numpy()
     xc_np = np.where(keep[..., None], xc.cpu().numpy(), np.nan).astype(np.float64)
     yc_np = np.where(keep, yc[..., 0].cpu().numpy(), np.nan).astype(np.float64)
@@ -552,8 +551,9 @@ def _predict_synthetic(
         xc_np, yc_np = xc_np[0, keep[0]], yc_np[0, keep[0]]
     cdims = (("task",) if batched else ()) + ("context",)
     for i, name in enumerate(["x"] if dim_x == 1 else ["x1", "x2"]):
-        ds[f"context_{name}"] = (cdims, xc_np[..., i], {"units": "1", "long_name": f"context input {name}"})
-    ds["context_value"] = (cdims, yc_np, {"units": units, "long_name": f"observed {var}"})
+        data[f"context_{name}"] = (cdims, xc_np[..., i], {"units": "1", "long_name": f"context input {name}"})
+    data["context_value"] = (cdims, yc_np, {"units": units, "long_name": f"observed {var}"})
+    ds = xr.Dataset(data, coords=coords)  # one constructor call: a click redraws through here
     exp = run.experiment
     ds.attrs = {
         "title": f"{sampler.name}: {exp.model} {exp.group} {exp.relaxation} (strength {exp.strength})",
