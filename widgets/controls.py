@@ -197,7 +197,7 @@ class Controls(w.VBox):
         finally:
             self._updating = False
         self.group.tooltip = "not offered: " + _why_not(no_group) if no_group else "every group fits"
-        free = self.group.value == "none"
+        free = self._free
         self.relaxation.tooltip = (
             "group 'none' is free: there is no symmetry to relax"
             if free
@@ -223,8 +223,13 @@ class Controls(w.VBox):
             f"<b>these settings are not valid</b>: {html.escape(_reason(err))}</div>"
         )
 
+    @property
+    def _free(self) -> bool:
+        """Whether the chosen group is the trivial one (nothing to relax)."""
+        return GROUPS[self.group.value].is_trivial
+
     def _apply_enabled(self) -> None:
-        free = self.group.value == "none"
+        free = self._free
         self.early.disabled = self._busy or not self.has_validation
         for widget in (self.dataset, self.model, self.group, self.steps, self.device):
             widget.disabled = self._busy
@@ -237,10 +242,10 @@ class Controls(w.VBox):
             f"<b>{self.model.value}</b>: {MODELS[self.model.value]}",
             f"<b>{self.group.value}</b>: {GROUPS[self.group.value].description}",
         ]
-        if self.group.value != "none":
+        if not self._free:
             rows.append(f"<b>{self.relaxation.value}</b>: {RELAXATIONS[self.relaxation.value]}")
         why = [f"group {k}: {v}" for k, v in no_group.items()]
-        if self.group.value == "none":
+        if self._free:
             why.append("relaxation and strength: group 'none' is free, there is no symmetry to relax")
         else:
             why += [f"relaxation {k}: {v}" for k, v in no_relax.items()]

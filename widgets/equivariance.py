@@ -18,7 +18,6 @@ from plotly.subplots import make_subplots
 
 from workbench.data.registry import make_dataset
 from workbench.evaluate import orbit_error_vs_angle, orbit_error_vs_shift
-from workbench.groups import get_group
 from workbench.maps import fixed_inputs_active
 from workbench.runs import Run
 from workbench.units import pretty
@@ -75,7 +74,7 @@ class EquivariancePanel(w.VBox):
         shifts = self._shifts
         default = [float(s) for s in np.linspace(0, 0.4 * width, 7)]
         self.shifts = list(shifts) if shifts is not None else default
-        group = get_group(run.experiment.group)
+        group = run.experiment.symmetry
         rotates = run.dim_x == 2 and group.rotations > 1
         angles = self._angles
         self.angles = (list(angles) if angles is not None else list(range(0, 361, 15))) if rotates else []

@@ -11,6 +11,8 @@ import numpy as np
 if TYPE_CHECKING:
     import xarray as xr
 
+    from workbench.groups import Group
+
 MODELS: dict[str, str] = {
     "conv": "ConvCNP: SetConv -> CNN -> SetConv (translations; symmetric kernels for T+flip; "
     "group CNN = EquivCNP for T+C4/D4/C8/D8)",
@@ -120,6 +122,13 @@ class Experiment:
     def __post_init__(self) -> None:
         self.validate()
 
+    @property
+    def symmetry(self) -> Group:
+        """The group object ``group`` names (the field stays a name, for JSON and the CLI)."""
+        from workbench.groups import get_group
+
+        return get_group(self.group)
+
     def validate(self) -> None:
         """Raise ``ValueError`` naming the field, the value and the valid choices."""
         from workbench.data.registry import check_dataset
@@ -153,18 +162,19 @@ class Experiment:
                 f"Experiment.relaxation = 'relaxed-conv' needs model 'conv', not {self.model!r}; "
                 "use 'fixed-inputs' or 'strict'"
             )
-        if self.relaxation == "relaxed-conv" and self.group.startswith(("T+C", "T+D")):
+        group = get_group(self.group)
+        if self.relaxation == "relaxed-conv" and group.enforced_by == "group-conv":
             raise ValueError(
                 "Experiment.relaxation = 'relaxed-conv' is built for translation bodies, "
                 f"not {self.group!r}; "
                 "use 'fixed-inputs' to relax a rotation group"
             )
-        if self.relaxation == "relaxed-conv" and self.group == "none":
+        if self.relaxation == "relaxed-conv" and group.is_trivial:
             raise ValueError(
                 "Experiment.relaxation = 'relaxed-conv' relaxes a group; group 'none' has nothing to relax"
             )
         try:
-            get_group(self.group).check_dim(dim)
+            group.check_dim(dim)
         except ValueError as err:
             name = self.dataset if isinstance(self.dataset, str) else "a gridded field"
             raise ValueError(f"Experiment.group = {self.group!r} with dataset {name!r}: {err}") from None

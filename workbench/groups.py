@@ -1,5 +1,10 @@
 """Symmetry groups as small objects that act on points, sample elements and say their name.
 
+The one object travels from the experiment to the layer: ``Experiment.symmetry`` resolves the
+name once, and the group says whether it is trivial, its point group (``rotations``,
+``reflections``), the group its orbit errors are measured against (``reference``) and which body
+enforces it (``enforced_by``: a plain CNN, a CNN with mirror-symmetric kernels, or a group CNN).
+
 Every group used here acts on inputs by an affine map ``x -> x A^T + t``; an element is stored
 as that matrix and offset, so translations, reflections and rotations about a centre share one
 action and one composition rule.
@@ -44,6 +49,25 @@ class Group:
     rotations: int = 1
     reflections: bool = False
     translations: bool = True
+    #: The body that enforces the group (a key of ``workbench.models.bodies.BODIES``): ``"conv"``
+    #: (translations), ``"symmetric-conv"`` (mirror-symmetric kernels) or ``"group-conv"`` (a C_n/D_n CNN).
+    enforced_by: str = "conv"
+
+    @property
+    def is_trivial(self) -> bool:
+        """Whether the group is the trivial one: no symmetry, the model may see absolute position."""
+        return not self.translations and self.rotations == 1 and not self.reflections
+
+    @property
+    def point_group(self) -> tuple[int, bool]:
+        """The point group as ``(n, reflections)``: C_n, or D_n with reflections (C_1: none)."""
+        return self.rotations, self.reflections
+
+    @property
+    def reference(self) -> Group:
+        """The group orbit errors are measured against: itself, or translations for the trivial group
+        (a free model is tested against the symmetry it could have had)."""
+        return GROUPS["T"] if self.is_trivial else self
 
     def check_dim(self, dim: int) -> None:
         """Raise a clear error when the group does not act on ``dim``-dimensional inputs."""
@@ -124,12 +148,14 @@ class TranslationsFlip(Group):
     description = "translations and reflections of the line (1-D)"
     dims = (1,)
     reflections = True
+    enforced_by = "symmetric-conv"
 
 
 class Euclidean2D(Group):
     """Translations with the rotations C_n (and reflections D_n) of the plane."""
 
     dims = (2,)
+    enforced_by = "group-conv"
 
     def __init__(self, n: int, reflections: bool) -> None:
         self.rotations = n

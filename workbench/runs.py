@@ -23,7 +23,6 @@ from workbench.config import Experiment
 from workbench.data.base import Sampler
 from workbench.data.registry import make_dataset
 from workbench.evaluate import delta_equiv, mean_loglik, oracle_loglik, orbit_error
-from workbench.groups import get_group
 from workbench.models import build_model
 from workbench.models.base import NeuralProcess
 from workbench.task import Box, Task
@@ -137,7 +136,7 @@ class Run:
             "steps_done": self.history.steps_done,
             "name": run_name(exp, self.history.steps_done),
         }
-        if hasattr(self.model, "grid_centre"):  # not a weight, but it changes what the weights predict
+        if self.model.grid_centre is not None:  # not a weight, but it changes what the weights predict
             meta["grid"] = {"centre": self.model.grid_centre, "span": self.model.grid_span}
         (folder / "experiment.json").write_text(json.dumps(meta, indent=2))
         (folder / "history.json").write_text(json.dumps(self.history.to_dict()))
@@ -391,10 +390,9 @@ def load_run(path: str | Path, device: str = "cpu") -> Run:
         model.load_state_dict(state["model"])
     except (KeyError, RuntimeError) as err:
         raise CheckpointError(f"{path / 'model.pt'} does not fit the model of {exp}: {err}") from None
-    if hasattr(model, "set_grid"):
-        # Runs saved before the grid was recorded were trained with it placed on contexts and targets.
-        grid = meta.get("grid", {"centre": "all", "span": None})
-        model.set_grid(grid["centre"], grid["span"])
+    # Runs saved before the grid was recorded were trained with it placed on contexts and targets.
+    grid = meta.get("grid", {"centre": "all", "span": None})
+    model.set_grid(grid["centre"], grid["span"])
     model.to(resolve_device(device)).eval()
     history = History.from_dict(_read_json(path / "history.json"))
     metrics = _read_json(path / "metrics.json")
@@ -459,7 +457,7 @@ def run(
     box = tuple(tuple(float(v) for v in b) for b in box)
     if len(box) != first.dim_x:
         raise ValueError(f"box {box} has {len(box)} dimensions but the tasks have dim_x = {first.dim_x}")
-    get_group(exp.group).check_dim(first.dim_x)
+    exp.symmetry.check_dim(first.dim_x)
 
     torch.manual_seed(exp.seed)
     model = build_model(exp, first.dim_x, first.dim_y, box)
@@ -558,7 +556,7 @@ def is_strict(experiment: Experiment) -> bool:
     """
     exp = experiment
     relaxed = exp.relaxation != "strict" and exp.strength > 0 and exp.n_fixed > 0
-    return exp.group != "none" and not relaxed
+    return not exp.symmetry.is_trivial and not relaxed
 
 
 def evaluate_run(
@@ -604,8 +602,7 @@ def evaluate_run(
     m["delta_equiv"] = delta_equiv(model, test_tasks)
     tell("orbit error")
     # A free model is tested against translations, the symmetry it could have had.
-    group = get_group("T" if exp.group == "none" else exp.group)
-    m["orbit_error"] = orbit_error(model, test_tasks[:8], group, r.box, seed=exp.seed)
+    m["orbit_error"] = orbit_error(model, test_tasks[:8], exp.symmetry.reference, r.box, seed=exp.seed)
     steps = r.history.steps_done
     m["train_seconds"] = r.history.seconds
     m["steps_per_second"] = steps / r.history.seconds if r.history.seconds > 0 else 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -10,11 +11,11 @@ from torch.distributions import Normal
 
 from workbench.models.base import NeuralProcess, mask_or_ones
 from workbench.nn.cnn import ConvBody
-from workbench.nn.fixed_inputs import Box, FixedInputs
+from workbench.nn.fixed_inputs import FixedInputs
 from workbench.nn.likelihood import HeteroscedasticNormal
 from workbench.nn.mlp import MLP
-from workbench.nn.relaxed_conv import RelaxedConvBody
 from workbench.nn.setconv import SetConvDecoder, SetConvEncoder, context_centre, data_centre, make_grid
+from workbench.task import Box
 
 #: Default placement of the internal grid: ``"context"`` (centre of the real context points' box)
 #: or ``"all"`` (centre of the box of contexts and targets); see :class:`ConvCNP`.
@@ -26,9 +27,12 @@ GRID_SPAN = 1.0
 class ConvCNP(NeuralProcess):
     """Translation-equivariant ConvCNP; its symmetry comes from ``body``, its relaxation from ``fixed``.
 
-    ``body`` maps grid features ``[b, n.., c_in]`` (and the absolute grid, for relaxed bodies) to
-    ``[b, n.., channels]``. ``fixed`` (if given and not owned by the body) is concatenated to the
-    encoder's channels before the body, as B extra channels.
+    ``body(h, t)`` maps grid features ``h [b, n.., channels]`` and the fixed inputs at the absolute
+    grid positions ``t [b, n.., B]`` (None without ``fixed``) to ``[b, n.., channels]``: a strict
+    body takes ``t`` as B extra channels, a relaxed one uses it its own way (see
+    :mod:`workbench.nn.cnn`). ``body`` is a module, a callable that builds one (called after the
+    encoder, so it draws its initial weights there), or None: a plain CNN of ``depth`` layers of
+    ``kernel`` taps (``dilations``: 1-D only).
 
     **The internal grid** has a fixed spacing and size and is placed per task (``grid_centre``):
 
@@ -76,10 +80,8 @@ class ConvCNP(NeuralProcess):
         depth: int = 5,
         kernel: int = 9,
         points_per_unit: float = 16,
-        symmetric: bool = False,
         fixed: FixedInputs | None = None,
-        relaxed_banks: int = 0,
-        body: nn.Module | None = None,
+        body: nn.Module | Callable[[], nn.Module] | None = None,
         isotropic: bool = False,
         dilations: tuple[int, ...] | None = None,
         grid_centre: str | None = None,
@@ -93,21 +95,14 @@ class ConvCNP(NeuralProcess):
         lengthscale = 1.6 / points_per_unit
         self.encoder = SetConvEncoder(dim_x, lengthscale, isotropic)
         self.embed = MLP(dim_y + 1, channels, hidden=channels, layers=1)
-        self.relaxed = relaxed_banks > 0
         self.fixed = fixed
-        if body is not None:
+        if isinstance(body, nn.Module):
             self.body = body
-        elif self.relaxed:
-            if fixed is None:
-                raise ValueError(
-                    "relaxed convolution needs a mixer (FixedInputs with banks * depth channels)"
-                )
-            self.body = RelaxedConvBody(
-                dim_x, channels, channels, depth, kernel, fixed, relaxed_banks, dilations
-            )
+        elif body is not None:
+            self.body = body()
         else:
             n_fixed = 0 if fixed is None else fixed.n_channels
-            self.body = ConvBody(dim_x, channels + n_fixed, channels, depth, kernel, symmetric, dilations)
+            self.body = ConvBody(dim_x, channels + n_fixed, channels, depth, kernel, dilations=dilations)
         self.decoder = SetConvDecoder(dim_x, lengthscale, isotropic)
         self.head = MLP(channels, 2 * dim_y, hidden=channels, layers=1)
         self.likelihood = HeteroscedasticNormal()
@@ -203,13 +198,5 @@ class ConvCNP(NeuralProcess):
         xc_rel = xc - centre[:, None]
         offsets = self.offsets.expand(xc.shape[0], *self.offsets.shape)
         h = self.embed(self.encoder(xc_rel, yc, mask_c, offsets))
-        grid = None
-        if self.fixed is not None:
-            grid = self.grid(centre)
-            if not self.relaxed:
-                h = torch.cat([h, self.fixed(grid, enabled=fixed_inputs)], -1)
-        if self.relaxed:
-            h = self.body(h, grid, enabled=fixed_inputs)
-        else:
-            h = self.body(h)
-        return centre, keep, offsets, h
+        t = None if self.fixed is None else self.fixed(self.grid(centre), enabled=fixed_inputs)
+        return centre, keep, offsets, self.body(h, t)

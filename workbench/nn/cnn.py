@@ -1,5 +1,10 @@
 """CNN bodies on the SetConv grid, for 1-D and 2-D inputs.
 
+Every body has one signature, ``body(h, t)``: grid features ``h [b, n.., c]`` and the relaxation's
+learned functions of position at the grid points ``t [b, n.., B]`` (None: no relaxation). A strict body
+takes ``t`` as ``B`` extra input channels (zeros when absent); a relaxed one may use it otherwise
+(relaxed convolution: as mixing weights of its filter banks).
+
 Features live as ``[batch, n.., channels]``; viewed as ``[batch, channels, H, W]`` that is the
 channels-last layout, for which PyTorch's CPU convolutions (oneDNN) are fastest, so a 1-D grid is
 run as a 2-D convolution of height 1 with no copies.
@@ -10,6 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from workbench.nn.groupconv import GroupCNN, GroupSpec, matched_channels
 
 
 def to_nchw(h: Tensor) -> Tensor:
@@ -61,6 +68,15 @@ class GridConv(nn.Module):
         return F.conv2d(h, self.kernel_weight(), self.bias, padding=self.kernel // 2)
 
 
+def with_inputs(h: Tensor, t: Tensor | None, c_in: int) -> Tensor:
+    """``h [b, n.., c]`` with the fixed inputs ``t [b, n.., B]`` appended (zeros up to ``c_in`` without)."""
+    if t is not None:
+        h = torch.cat([h, t], -1)
+    if h.shape[-1] < c_in:
+        h = torch.cat([h, h.new_zeros((*h.shape[:-1], c_in - h.shape[-1]))], -1)
+    return h
+
+
 def layer_dilations(dilations: tuple[int, ...] | None, depth: int) -> tuple[int, ...]:
     """One dilation per layer (default all 1); a wrong count is an error, not a silent truncation."""
     dilations = tuple(dilations or (1,) * depth)
@@ -93,16 +109,16 @@ class ConvBody(nn.Module):
         dilations: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__()
-        self.dim = dim
+        self.dim, self.c_in = dim, c_in
         dilations = layer_dilations(dilations, depth)
         self.convs = nn.ModuleList(
             GridConv(dim, c_in if i == 0 else channels, channels, kernel, symmetric, dilations[i])
             for i in range(depth)
         )
 
-    def forward(self, h: Tensor, grid: Tensor | None = None) -> Tensor:
-        """Grid features ``[b, n.., c_in]`` -> ``[b, n.., channels]`` (``grid`` unused: a strict body)."""
-        z = to_nchw(h)
+    def forward(self, h: Tensor, t: Tensor | None = None) -> Tensor:
+        """Features ``h [b, n.., c]``, fixed inputs ``t [b, n.., c_in - c]`` -> ``[b, n.., channels]``."""
+        z = to_nchw(with_inputs(h, t, self.c_in))
         for i, conv in enumerate(self.convs):
             z = conv(z)
             if i < len(self.convs) - 1:
@@ -117,14 +133,15 @@ class GroupConvBody(nn.Module):
     element (about the same number of parameters as a plain CNN of ``width`` channels).
     """
 
-    def __init__(self, c_in: int, width: int, depth: int, kernel: int, group_name: str) -> None:
+    def __init__(self, c_in: int, width: int, depth: int, kernel: int, group: GroupSpec) -> None:
         super().__init__()
-        from workbench.nn.groupconv import GroupCNN, matched_channels
+        per_element = max(2, matched_channels(width, group, match="params"))
+        self.channels, self.c_in = width, c_in
+        self.cnn = GroupCNN(c_in, per_element, width, kernel, max(depth, 2), group)
 
-        per_element = max(2, matched_channels(width, group_name, match="params"))
-        self.channels = width
-        self.cnn = GroupCNN(c_in, per_element, width, kernel, max(depth, 2), group_name)
+    def forward(self, h: Tensor, t: Tensor | None = None) -> Tensor:
+        """Features ``h [b, n, n, c]``, fixed inputs ``t [b, n, n, c_in - c]`` -> ``[b, n, n, channels]``.
 
-    def forward(self, h: Tensor) -> Tensor:
-        """Grid features ``[b, n, n, c_in]`` -> ``[b, n, n, channels]``."""
-        return from_nchw(self.cnn(to_nchw(h).contiguous()), 2)
+        The fixed inputs are scalar channels: the group acts on the data, never on them.
+        """
+        return from_nchw(self.cnn(to_nchw(with_inputs(h, t, self.c_in)).contiguous()), 2)

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
 from workbench.nn.mlp import MLP
-
-Box = tuple[tuple[float, float], ...]
+from workbench.task import Box
 
 
 def inside_box(x: Tensor, box: Box) -> Tensor:
@@ -34,7 +31,6 @@ class FixedInputs(nn.Module):
         box: Box,
         dropout: float = 0.5,
         hidden: int = 64,
-        fourier: int = 0,
     ) -> None:
         super().__init__()
         if not 0.0 <= dropout <= 1.0:
@@ -44,21 +40,11 @@ class FixedInputs(nn.Module):
         hi = torch.tensor([b[1] for b in box], dtype=torch.float32)
         self.register_buffer("centre", (lo + hi) / 2, persistent=False)
         self.register_buffer("half_width", (hi - lo) / 2, persistent=False)
-        self.fourier = fourier
-        if fourier:
-            # Fixed random frequencies (seeded by the module's init) let the MLP draw sharp edges.
-            freqs = torch.randn(dim, fourier) * math.pi
-            self.register_buffer("freqs", freqs)
-        n_in = dim + 2 * fourier
-        self.mlp = MLP(n_in, n_channels, hidden=hidden, layers=2)
+        self.mlp = MLP(dim, n_channels, hidden=hidden, layers=2)
 
     def features(self, x: Tensor) -> Tensor:
         """Position encoding fed to the MLP, from ``x [..., d]`` normalised to the box."""
-        u = (x - self.centre) / self.half_width
-        if self.fourier:
-            proj = u @ self.freqs
-            u = torch.cat([u, proj.sin(), proj.cos()], -1)
-        return u
+        return (x - self.centre) / self.half_width
 
     def forward(self, x: Tensor, enabled: bool = True) -> Tensor:
         """Values at points ``x [b, n.., d]`` -> ``[b, n.., B]``; zeros when not ``enabled``."""

@@ -37,6 +37,7 @@ import math
 import re
 from dataclasses import dataclass
 from functools import cache
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -56,9 +57,18 @@ __all__ = [
     "rotate_filters",
 ]
 
-Element = tuple[int, int]
+#: A point-group element ``(r, s)``: rotation index and reflection bit (not :class:`workbench.groups.Element`,
+#: which is an affine map of points).
+RotFlip = tuple[int, int]
 
 _NAME_RE = re.compile(r"^([CD])(\d+)$")
+
+
+class HasPointGroup(Protocol):
+    """What a group object tells the layers: ``point_group = (n, reflections)``."""
+
+    @property
+    def point_group(self) -> tuple[int, bool]: ...
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,12 @@ class GroupSpec:
     def __post_init__(self) -> None:
         if not isinstance(self.n, int) or self.n < 1:
             raise ValueError(f"GroupSpec.n must be an integer >= 1, got {self.n!r}")
+
+    @classmethod
+    def of(cls, group: HasPointGroup) -> GroupSpec:
+        """The point group of a symmetry group object (``workbench.groups.Group``): its C_n or D_n."""
+        n, reflections = group.point_group
+        return cls(n, reflections)
 
     @classmethod
     def from_name(cls, name: str) -> GroupSpec:
@@ -98,34 +114,34 @@ class GroupSpec:
         """Whether every element maps the pixel grid to itself (all rotations are multiples of 90 degrees)."""
         return 4 % self.n == 0
 
-    def elements(self) -> list[Element]:
+    def elements(self) -> list[RotFlip]:
         """All elements ``(r, s)`` in group-axis order (index ``s * n + r``)."""
         return [(r, s) for s in range(2 if self.reflections else 1) for r in range(self.n)]
 
-    def index(self, g: Element) -> int:
+    def index(self, g: RotFlip) -> int:
         """Position of element ``g = (r, s)`` along the group axis."""
         r, s = g
         if s and not self.reflections:
             raise ValueError(f"{self.name} has no reflections, got element {g}")
         return s * self.n + r % self.n
 
-    def element(self, i: int) -> Element:
-        """Element at position ``i`` of the group axis."""
+    def element(self, i: int) -> RotFlip:
+        """The element at position ``i`` of the group axis."""
         if not 0 <= i < self.order:
             raise IndexError(f"element index {i} out of range for {self.name} (order {self.order})")
         return (i % self.n, i // self.n)
 
-    def compose(self, a: Element, b: Element) -> Element:
+    def compose(self, a: RotFlip, b: RotFlip) -> RotFlip:
         """Product ``a b`` (apply b first), using ``F R F = R^-1``."""
         (r1, s1), (r2, s2) = a, b
         return ((r1 + (-r2 if s1 else r2)) % self.n, s1 ^ s2)
 
-    def inverse(self, g: Element) -> Element:
+    def inverse(self, g: RotFlip) -> RotFlip:
         """Inverse element: rotations invert, reflections are involutions."""
         r, s = g
         return (r % self.n, 1) if s else (-r % self.n, 0)
 
-    def angle(self, g: Element) -> float:
+    def angle(self, g: RotFlip) -> float:
         """Rotation angle of ``g`` in radians (the reflection part is applied before it)."""
         return 2 * math.pi * (g[0] % self.n) / self.n
 
@@ -172,7 +188,7 @@ def filter_support(kernel_size: int, group: GroupSpec | str) -> Tensor:
     return _support(kernel_size, not group.exact_on_grid).clone()
 
 
-def _exact_permutation(kernel_size: int, g: Element) -> Tensor:
+def _exact_permutation(kernel_size: int, g: RotFlip) -> Tensor:
     """``[k*k]`` long: ``(R^r F^s K).flatten() = K.flatten()[perm]`` (r counts quarter turns)."""
     grid = torch.arange(kernel_size * kernel_size).view(kernel_size, kernel_size)
     if g[1]:
@@ -302,7 +318,7 @@ def rotate_filters(w: Tensor, group: GroupSpec | str, interpolation: str = "gaus
 # ---------------------------------------------------------------------------------------------------------
 
 
-def act_on_field(x: Tensor, group: GroupSpec | str, g: Element, mode: str = "bilinear") -> Tensor:
+def act_on_field(x: Tensor, group: GroupSpec | str, g: RotFlip, mode: str = "bilinear") -> Tensor:
     """Apply element ``g`` to scalar fields ``[..., H, W]`` (exact for 90-degree multiples, else resampled).
 
     Non-grid angles resample with ``grid_sample`` (``mode`` bilinear/bicubic/nearest, zeros outside the grid),
@@ -330,7 +346,7 @@ def act_on_field(x: Tensor, group: GroupSpec | str, g: Element, mode: str = "bil
     return out.reshape(*lead, h, w)
 
 
-def act_on_regular(y: Tensor, group: GroupSpec | str, g: Element, mode: str = "bilinear") -> Tensor:
+def act_on_regular(y: Tensor, group: GroupSpec | str, g: RotFlip, mode: str = "bilinear") -> Tensor:
     """Regular-representation action ``(L_g y)[h] = R_g y[g^-1 h]`` on ``[batch, channels, group, H, W]``."""
     group = _as_group(group)
     if y.shape[-3] != group.order:

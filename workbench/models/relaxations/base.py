@@ -1,0 +1,68 @@
+"""The relaxation interface and what the factory hands it (:class:`Parts`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor, nn
+
+from workbench.groups import Group
+from workbench.models.bodies import BODIES, BodySpec
+from workbench.nn.fixed_inputs import FixedInputs
+from workbench.task import Box
+
+
+@dataclass(frozen=True)
+class Parts:
+    """The model being built: family, group, data dimension, box, sizes and the relaxation's knobs."""
+
+    family: str
+    group: Group
+    dim_x: int
+    box: Box
+    width: int
+    depth: int
+    kernel: int
+    dilations: tuple[int, ...] | None
+    #: Relaxation strength in [0, 1] (0 = strict) and the number of fixed-input channels B.
+    strength: float
+    n_fixed: int
+
+    @property
+    def dropout(self) -> float:
+        """Per-task dropout of the fixed inputs, p = 1 - strength."""
+        return 1.0 - float(self.strength)
+
+    def body_spec(self, c_in: int) -> BodySpec:
+        """The body's shape with ``c_in`` input channels."""
+        return BodySpec(self.group, self.dim_x, c_in, self.width, self.depth, self.kernel, self.dilations)
+
+    def strict_body(self, n_fixed: int = 0) -> nn.Module:
+        """The group's strict body, with ``n_fixed`` fixed-input channels appended to its input."""
+        return BODIES[self.group.enforced_by].build(self.body_spec(self.width + n_fixed))
+
+    def replace(self, **changes: object) -> Parts:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+
+class Relaxation:
+    """Strict by default: no fixed inputs, the group's own body, no penalty."""
+
+    name: str = ""
+
+    def fixed_inputs(self, parts: Parts) -> FixedInputs | None:
+        """The learned functions of position the model gets (None: none)."""
+        return None
+
+    def body(self, parts: Parts, fixed: FixedInputs | None) -> nn.Module:
+        """The conv family's body; by default the group's strict body with the fixed inputs as channels."""
+        return parts.strict_body(0 if fixed is None else fixed.n_channels)
+
+    def penalty(self, model: nn.Module) -> Tensor:
+        """A term for the training loss (weight decays of a residual pathway; 0 here)."""
+        return torch.zeros(())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
