@@ -84,6 +84,7 @@ from workbench.cache import train_or_load
 from workbench.ceilings import ceilings, equivariant_moments, per_task_difference
 from workbench.data.registry import STRENGTH_DATASETS, make_dataset, parse_strength
 from workbench.evaluate import loglik_per_task, mean_se, orbit_error
+from workbench.maps import predict
 from workbench.models import build_model
 
 # Check the parameters before any arithmetic on them: a bad value gets Experiment's clear message.
@@ -492,16 +493,15 @@ if sweep:
 # learned fixed inputs `t(x)` themselves (zero outside the box by construction).
 
 # %%
-model = runs["fixed-inputs"][0].model.cpu().eval()
 positions, moves = [], []
-with torch.no_grad():
-    for batch in tests:
-        on = model.predict(batch).mean
-        off = model.predict(batch, fixed_inputs=False).mean
-        positions.append(batch.xt.flatten())
-        moves.append((on - off).abs().flatten())
-positions, moves = torch.cat(positions).numpy(), torch.cat(moves).numpy()
+for batch in tests:
+    # Each task's context, at its own targets: breaking = mu(x; D, t) - mu(x; D, 0), [task, target].
+    ds = predict(runs["fixed-inputs"][0], batch, batch.xt, oracle=False, sampler=sampler)
+    positions.append(np.broadcast_to(ds["x"].values, ds["breaking"].shape).ravel())
+    moves.append(np.abs(ds["breaking"].values).ravel())
+positions, moves = np.concatenate(positions), np.concatenate(moves)
 total, _ = np.histogram(positions, bins, weights=moves)
+model = runs["fixed-inputs"][0].model.cpu().eval()
 profile = total / np.maximum(count, 1)
 wide = torch.linspace(box[0][0] - 1, box[0][1] + 1, 400)[None, :, None]
 t = model.fixed_input_values(wide)[0]
@@ -527,26 +527,19 @@ task = next(
     (b.select(slice(i, i + 1)) for b in tests for i in range(b.batch_size) if int(b.n_context[i]) >= 4),
     tests[0].select(slice(0, 1)),
 )
-xs = torch.linspace(*box[0], 500)[None, :, None]
-dense = Task(task.xc, task.yc, xs, None, task.mask_c)
-oracle_mean, oracle_sd = (v[0] for v in sampler.oracle_moments(dense))
-
-
-def predict(r, fixed_inputs: bool = True) -> torch.Tensor:
-    """Mean of one run on the dense task."""
-    return r.predict(dense, fixed_inputs=fixed_inputs).mean[0, :, 0].cpu()
-
-
-x = xs[0, :, 0]
+x = np.linspace(*box[0], 500)
+# One Dataset per run: mean, std, mean_strict (t off), breaking and the oracle, over x.
+fixed = predict(runs["fixed-inputs"][0], task, x, sampler=sampler).isel(task=0)
+strict = predict(runs["strict"][0], task, x, oracle=False, sampler=sampler).isel(task=0)
+oracle_mean, oracle_sd = fixed["oracle_mean"], fixed["oracle_std"]
 real = task.mask_c[0]
 fig, ax = plt.subplots(figsize=(12, 4))
 ax.fill_between(x, oracle_mean - 2 * oracle_sd, oracle_mean + 2 * oracle_sd, color="0.85")
 ax.plot(x, oracle_mean, "k", lw=1.5, label="oracle mean ± 2 sd")
 ax.scatter(task.xc[0, real, 0], task.yc[0, real, 0], c="k", s=14, zorder=5, label="context")
-ax.plot(x, predict(runs["fixed-inputs"][0]), "tab:blue", lw=2, label="fixed-inputs (t on)")
-strict_part = predict(runs["fixed-inputs"][0], False)
-ax.plot(x, strict_part, "tab:cyan", ls="--", lw=2, label="its strict component")
-ax.plot(x, predict(runs["strict"][0]), "tab:green", lw=2, label="strict model")
+ax.plot(x, fixed["mean"], "tab:blue", lw=2, label="fixed-inputs (t on)")
+ax.plot(x, fixed["mean_strict"], "tab:cyan", ls="--", lw=2, label="its strict component")
+ax.plot(x, strict["mean"], "tab:green", lw=2, label="strict model")
 ax.legend(fontsize=8, loc="upper left")
 ax.set_xlabel("x")
 ax.grid(alpha=0.3)

@@ -58,10 +58,11 @@ import plotly.graph_objects as go
 import torch
 import xarray as xr
 
-from workbench import Experiment, Task, get_group
+from workbench import Experiment, get_group
 from workbench.cache import train_or_load
 from workbench.data.registry import make_dataset
 from workbench.evaluate import orbit_error, orbit_error_by_element, orbit_error_vs_angle
+from workbench.maps import predict
 from workbench.models import build_model
 
 if fast:
@@ -290,19 +291,15 @@ on_off.style.format("{:.2e}")
 # run it was largest in the right half, towards its outer edge.)
 
 # %%
-targets = torch.stack([gx.flatten(), gy.flatten()], -1).float()[None]  # the grid of section 2
-gap = torch.zeros(targets.shape[1])
-n_tasks = 0
-with torch.no_grad():
-    for batch in check:
-        xt = targets.expand(batch.batch_size, -1, -1)
-        dense = Task(batch.xc, batch.yc, xt, None, batch.mask_c)
-        on = model.predict(dense).mean[..., 0]
-        off = model.predict(dense, fixed_inputs=False).mean[..., 0]
-        gap += (on - off).abs().sum(0)
-        n_tasks += batch.batch_size
+grid_axes = (grid.numpy(), grid.numpy())  # the (x1, x2) grid of section 2
+gap, n_tasks = 0.0, 0
+for batch in check:
+    # breaking = mu(t on) - mu(t off) for each task's context on the grid: [task, x2, x1].
+    ds = predict(runs["fixed-inputs"], batch, grid_axes, oracle=False, sampler=sampler)
+    gap = gap + np.abs(ds["breaking"]).sum("task")
+    n_tasks += batch.batch_size
 fig, ax = plt.subplots(figsize=(6, 5))
-shown = (gap / n_tasks).reshape(side, side)
+shown = gap / n_tasks  # [x2, x1]
 im = ax.imshow(shown, origin="lower", extent=[*box[0], *box[1]], cmap="viridis")
 ax.axvline(0, color="w", ls="--", lw=0.8)
 fig.colorbar(im, ax=ax, label="mean |mu(t on) - mu(t off)|")
