@@ -218,6 +218,31 @@ def _ctrl_c_finishes_step(active: bool) -> Iterator[threading.Event]:
 WARMUP_STEPS = 100
 
 
+#: Steps between reads of the loss on a GPU (see ``train(sync_every=)``).
+SYNC_EVERY = 25
+
+
+def _loss_function(
+    model: NeuralProcess, dev: torch.device, amp: bool, compile: bool | str
+) -> Callable[[Task], torch.Tensor]:
+    """The training loss of a task (negative mean log-likelihood per target), as ``train`` asked for
+    it: under bfloat16 autocast with ``amp``, through ``torch.compile`` with ``compile``."""
+
+    def loss(task: Task) -> torch.Tensor:
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            return -model.loglik(task).mean()
+
+    if not compile:
+        return loss
+    backend = compile if isinstance(compile, str) else "inductor"
+    compiled = torch.compile(loss, backend=backend, dynamic=None)
+
+    def loss_compiled(task: Task) -> torch.Tensor:
+        return compiled(task.for_model(model))
+
+    return loss_compiled
+
+
 def _rate(schedule: str, lr: float, step: int, begin: int, length: int) -> float:
     """Learning rate of ``step``: a linear warm-up from ``begin + 1`` (:data:`WARMUP_STEPS`, at most
     5% of ``length``), then constant, or a cosine from ``lr`` down to zero over ``length`` steps."""
@@ -264,6 +289,9 @@ def train(
     history: History | None = None,
     checkpoint_extra: dict[str, Any] | None = None,
     prefetch: int | None = None,
+    sync_every: int | None = None,
+    amp: bool = False,
+    compile: bool | str = False,
 ) -> History:
     """Train ``model`` for ``steps`` more steps on ``tasks`` (an iterator, or a collection to cycle).
 
@@ -284,6 +312,17 @@ def train(
     ``prefetch``: draw that many batches ahead in a background thread (:mod:`workbench.data.prefetch`;
     the same tasks for a source with its own generator, as ``sampler.batches``). ``None``: 2 on a GPU,
     where the CPU idles during a step, and 0 on the CPU, where the step already uses every core.
+
+    For a GPU (each is the same computation on the CPU, tested there):
+
+    - ``sync_every``: read the loss back to the host every this many steps, not every step (a read
+      waits for the GPU to finish). ``None``: 1 on the CPU, :data:`SYNC_EVERY` on CUDA. History and
+      callbacks then hear of the steps in groups; a NaN loss is still never checkpointed (a
+      checkpoint step reads its loss at once) and raises :class:`TrainingDiverged` at the next read.
+    - ``amp``: run the model under ``torch.autocast`` in bfloat16 (the likelihood's arithmetic with
+      float32 targets stays float32).
+    - ``compile``: ``torch.compile`` the loss (``True``: the default backend, inductor; a string
+      names another backend, e.g. ``"aot_eager"``). The first steps then include compiling.
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule = {schedule!r}; choose one of {', '.join(SCHEDULES)}")
@@ -319,6 +358,11 @@ def train(
         stream = prefetch_tasks(stream, depth=depth)
     # A fresh run keeps its starting state once the first loss is finite: something to go back to.
     pending = rng_state() if path is not None and resume is None else None
+    sync = (1 if dev.type == "cpu" else SYNC_EVERY) if sync_every is None else int(sync_every)
+    if sync < 1:
+        raise ValueError(f"sync_every must be a positive number of steps, got {sync_every}")
+    loss_of = _loss_function(model, dev, amp, compile)
+    unread: list[tuple[int, torch.Tensor | float, float]] = []  # (step, loss, rate) not yet in history
     t0 = time.perf_counter()
 
     def write(step: int, rng_now: dict[str, Any]) -> None:
@@ -349,6 +393,29 @@ def train(
     model.train()
     task, ran_dry = None, False
     bar = tqdm(total=steps, disable=not progress, desc="training", unit="step", leave=False)
+
+    def flush() -> None:
+        """Read the unread losses (one host sync), record them and tell the callbacks, in step order."""
+        if not unread:
+            return
+        tensors = [v for _, v, _ in unread if isinstance(v, torch.Tensor)]
+        read = iter(torch.stack(tensors).tolist() if tensors else [])
+        values = [next(read) if isinstance(v, torch.Tensor) else v for _, v, _ in unread]
+        steps_and_rates = [(step, rate) for step, _, rate in unread]
+        unread.clear()
+        for (step, rate), value in zip(steps_and_rates, values, strict=True):
+            if not math.isfinite(value):
+                raise TrainingDiverged(
+                    f"loss became {value} at step {step}; {kept()}. Try a smaller learning rate."
+                )
+            history.lr.append(rate)
+            history.step.append(step)
+            history.loss.append(value)
+            if step % 50 == 0 or step == start + steps:
+                bar.set_postfix(loss=f"{value:.3f}")
+            for cb in callbacks:
+                cb(step, value)
+
     try:
         with _ctrl_c_finishes_step(path is not None) as ctrl_c:
             for i in range(start + 1, start + steps + 1):
@@ -360,32 +427,33 @@ def train(
                 rate = _rate(schedule, lr, i, begin, length)
                 for group in opt.param_groups:
                     group["lr"] = rate
-                loss = -model.loglik(task).mean()
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    raise TrainingDiverged(
-                        f"loss became {value} at step {i}; {kept()}. Try a smaller learning rate."
-                    )
-                if pending is not None:  # the weights of step i - 1 just gave a finite loss
-                    write(i - 1, pending)
-                    pending = None
+                loss = loss_of(task)
+                value: torch.Tensor | float = loss.detach()
+                if sync == 1 or pending is not None:
+                    flush()  # the steps before this one first: a checkpoint needs them all finite
+                    value = float(value)
+                    if not math.isfinite(value):
+                        raise TrainingDiverged(
+                            f"loss became {value} at step {i}; {kept()}. Try a smaller learning rate."
+                        )
+                    if pending is not None:  # the weights of step i - 1 just gave a finite loss
+                        write(i - 1, pending)
+                        pending = None
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-                history.lr.append(rate)
                 opt.step()
-                history.step.append(i)
-                history.loss.append(value)
                 bar.update()
-                if i % 50 == 0 or i == start + steps:
-                    bar.set_postfix(loss=f"{value:.3f}")
-                for cb in callbacks:
-                    cb(i, value)
+                unread.append((i, value, rate))
+                if len(unread) >= sync or i == start + steps:
+                    flush()
                 if path is not None and checkpoint_every and i % checkpoint_every == 0:
                     pending = rng_state()  # written at the next step, once these weights give a finite loss
                 if (stop is not None and stop.is_set()) or ctrl_c.is_set():
+                    flush()
                     history.stopped = True
                     break
+            flush()
     finally:
         bar.close()
         if depth > 0:
