@@ -42,7 +42,7 @@ def make_layer(
 class MapView(w.VBox):
     """Prediction, uncertainty, breaking field and fixed inputs of ``run``; click to add observations.
 
-    ``context``: the map's context (see :func:`workbench.maps.predict_map`; default: the dataset's);
+    ``context``: the map's context (see :func:`workbench.maps.predict`; default: the dataset's);
     ``grid``/``resolution``: the map grid; ``seed`` picks the test task of synthetic datasets.
     :meth:`set_run` shows another run in the same widgets (the chart is built once per view).
     """

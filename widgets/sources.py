@@ -47,7 +47,7 @@ def _test_context(sampler: Sampler, seed: int) -> tuple[np.ndarray, np.ndarray, 
 
 
 class GeoSource:
-    """Maps of a geographic run over lon/lat (``predict_map``) with the user's added stations."""
+    """Maps of a geographic run over lon/lat (``predict``: ``predict_map``'s Dataset) with added stations."""
 
     kind = "geo"
 
