@@ -84,7 +84,12 @@ def _resolve_grid(grid: Any, region: Region, resolution: float | None) -> tuple[
 
 
 def fixed_inputs_active(model: NeuralProcess) -> bool:
-    """Whether turning the fixed inputs off can change the model's prediction."""
+    """Whether turning the fixed inputs off can change the model's prediction.
+
+    Not ``model.has_fixed_inputs`` alone: a model built at strength 0 holds fixed inputs that never
+    act (dropout p = 1: they are zero in training and evaluation alike), and then the strict
+    component is the prediction itself (no second forward pass, ``breaking`` exactly zero).
+    """
     fixed = getattr(model, "fixed", None)
     return bool(model.has_fixed_inputs and getattr(fixed, "dropout", 0.0) < 1.0)
 
