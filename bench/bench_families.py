@@ -7,7 +7,7 @@ sampling per batch, a prefetched task stream in ``train()``, and peak RSS of a t
   models with the attention formula used before issue 12 (``reference_forward`` of
   tests/test_attention.py; same weights, same outputs); the models are timed in alternating
   slices, so machine load hits all alike.
-- ``sampling``: ms to draw one batch of 16 tasks (gibbs-1d, mountain-1d).
+- ``sampling``: ms to draw one batch of 16 tasks (gibbs-1d, mountain-1d), inputs per task and shared.
 - ``prefetch``: steps/s of ``workbench.train.train`` on the sampler's stream, plain and wrapped in
   ``workbench.data.prefetch.prefetch`` (sampling in a background thread; with torch's default thread
   count in that thread and with one thread), in alternating calls.
@@ -152,21 +152,28 @@ def step_speed(rounds: int, slice_steps: int) -> dict:
 
 
 def sampling(rounds: int, draws: int) -> dict:
-    """Median ms to draw one batch of 16 tasks."""
+    """Median ms to draw one batch of 16 tasks: with inputs per task (test sets, and training batches
+    before issue 12) and shared by the batch (``sample_shared``, training batches now), interleaved."""
     out = {}
     for name in ("gibbs-1d", "mountain-1d"):
         sampler = make_dataset(name)
         g = torch.Generator().manual_seed(0)
-        sampler.sample(16, g)
-        per = []
+        draw = {"per_task_inputs": sampler.sample, "shared_inputs": sampler.sample_shared}
+        per: dict[str, list[float]] = {kind: [] for kind in draw}
+        for kind in draw:
+            draw[kind](16, g)
         for _ in range(rounds):
-            t0 = time.perf_counter()
-            for _ in range(draws):
-                sampler.sample(16, g)
-            per.append((time.perf_counter() - t0) / draws)
+            for kind, fn in draw.items():
+                t0 = time.perf_counter()
+                for _ in range(draws):
+                    fn(16, g)
+                per[kind].append((time.perf_counter() - t0) / draws)
         out[name] = {
-            "ms_per_batch": round(1e3 * _median(per), 2),
-            "slices_ms": [round(1e3 * p, 2) for p in per],
+            kind: {
+                "ms_per_batch": round(1e3 * _median(times), 2),
+                "slices_ms": [round(1e3 * t, 2) for t in times],
+            }
+            for kind, times in per.items()
         }
     return out
 
