@@ -143,6 +143,17 @@ if __name__ == "__main__":
     quick = "--quick" in sys.argv
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     out = run(quick, float(args[0]) if args else None)
+    import platform
+
+    import torch
+
+    out["_meta"] = {
+        "quick": quick,
+        "torch": torch.__version__,
+        "threads": 1,
+        "machine": platform.processor() or platform.machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
     suffix = "-quick" if quick else ""
     path = HERE / "results" / f"recipe{suffix}.json"
     path.write_text(json.dumps(out, indent=1))

@@ -289,6 +289,60 @@ def threads(th: dict | None, name: str) -> list[str]:
     return out
 
 
+def recipe(r: dict | None) -> list[str]:
+    """Table of ``recipe.json``: training recipes at one CPU budget, 3 seeds, paired against the first."""
+    if r is None:
+        return []
+    c = r["ceilings"]
+    out = [
+        f"**Training recipes on {r['dataset']}** (`bench/results/recipe.json` {_meta(r)}; "
+        f"`python bench/bench_recipe.py`; strict ConvCNP, {r['budget_cpu_s']:g} CPU-s per run on "
+        f"{r['threads_per_run']} thread, {len(r['seeds'])} seeds, {r['n_test_tasks']} shared test tasks). "
+        f"Log-likelihood per target, mean ± s.e. over seeds; the gain is the paired per-task difference "
+        f"against the first row, mean ± s.e. over seeds. D = {_f(c['equivariant_loglik'])}.",
+        "",
+        "| recipe | steps per seed | log-likelihood | gain over the first row |",
+        "|---|---|---|---|",
+    ]
+    for name, e in r["recipes"].items():
+        gain = e.get("minus_baseline")
+        cell = "-" if gain is None else _pm(gain["mean"], gain["se"])
+        steps = ", ".join(str(s) for s in e["steps"])
+        out.append(f"| {name} | {steps} | {_pm(e['loglik'], e['se'])} | {cell} |")
+    return out
+
+
+def quality_time(q: dict | None, name: str) -> list[str]:
+    """Table of ``quality_time*.json``: the curves' last points, the goal and the paired finals."""
+    if q is None:
+        return []
+    c = q["ceilings"]
+    d = c["equivariant_loglik"]
+    out = [
+        f"**Quality against time on {q['dataset']}** (`bench/results/{name}.json` {_meta(q)}; "
+        f"{q['budget_cpu_s']:g} CPU-s per model and seed, {q.get('threads_per_run', 2)} thread(s) per "
+        f"run, {q['n_seeds']} seeds, {q['n_test_tasks']} shared test tasks; figure `{name}.png`). "
+        f"A = {_f(c['oracle_loglik'])}, B = {_f(c['gaussian_loglik'])}, D = {_f(d)}; goal D − 0.1 = "
+        f"{_f(d - 0.1)}. Recipes: {'; '.join(f'{k}: {v}' for k, v in q.get('recipe', {}).items())}.",
+        "",
+        "| model | steps | log-likelihood at the end | below D | minus the reference, per seed |",
+        "|---|---|---|---|---|",
+    ]
+    goals = q.get("goals", {})
+    for model, m in q["models"].items():
+        if "points" not in m:
+            out.append(f"| {model} | - | did not run | - | - |")
+            continue
+        last = m["points"][-1]
+        g = goals.get(model, {})
+        ref = ", ".join(_pm(x["mean"], x["se"]) for x in g.get("minus_reference_final", [])) or "-"
+        out.append(
+            f"| {model} | {_f(last['steps'], 0)} | {_pm(last['loglik'], last['se'])} | "
+            f"{_f(d - last['loglik'])} | {ref} |"
+        )
+    return out
+
+
 def report() -> str:
     """All tables, as Markdown."""
     core = _load("core")
@@ -296,6 +350,10 @@ def report() -> str:
         speed(core, _load("reference")),
         gibbs(core),
         gibbs_cosine(_load("core-cosine")),
+        recipe(_load("recipe")),
+        quality_time(
+            *next(((_load(n), n) for n in ("quality_time", "quality_time-120s") if _load(n)), (None, ""))
+        ),
         rotations(_load("rotations")),
         maps(_load("maps")),
         worlds(
