@@ -169,3 +169,12 @@ def test_fixed_inputs_off_or_never_used_give_zero_breaking(line_run):
     assert never.model.has_fixed_inputs
     ds = predict(never)
     assert float(np.abs(ds["breaking"]).max()) == 0.0 and ds.attrs["fixed_inputs_used"] == 0
+
+
+def test_synthetic_predictions_round_trip_through_netcdf(line_run, plane_run, tmp_path):
+    tasks = make_dataset("gp-2d").test_set(2, batch_size=2, seed=1)[0]
+    for name, ds in {"line": predict(line_run), "tasks": predict(plane_run, tasks, tasks.xt)}.items():
+        ds.to_netcdf(tmp_path / f"{name}.nc")
+        with xr.open_dataset(tmp_path / f"{name}.nc") as back:
+            xr.testing.assert_allclose(back, ds)
+            assert back["breaking"].attrs["units"] == "1" and back.attrs["context"] == ds.attrs["context"]
