@@ -191,7 +191,7 @@ def test_bring_your_own_tasks(gibbs):
         (dict(model="deepsets", group="T"), "does not go with model 'deepsets'"),
         (dict(model="transformer", relaxation="relaxed-conv"), "relaxed-conv.*needs model 'conv'"),
         (dict(group="T+C4"), "T\\+C4"),
-        (dict(relaxation="residual-pathway"), "not built yet"),
+        (dict(model="transformer", relaxation="residual-pathway"), "residual-pathway.*needs model 'conv'"),
         (dict(device="tpu"), "device = 'tpu'.*auto, cpu, cuda"),
         (dict(steps=-1), "steps"),
     ],

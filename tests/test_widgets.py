@@ -70,8 +70,11 @@ def test_controls_model_family_limits_groups_and_disables_what_does_not_apply():
 
 def test_controls_relaxations_depend_on_the_group():
     c = Controls(Experiment(dataset="gp-2d"))
+    assert "residual-pathway" in c.relaxation.options
+    c.model.value = "transformer"
     assert "residual-pathway" not in c.relaxation.options
-    assert "not built yet" in c.relaxation.tooltip
+    assert "residual-pathway" in c.relaxation.tooltip and "needs model 'conv'" in c.relaxation.tooltip
+    c.model.value = "conv"
     c.group.value = "T+C4"
     assert "relaxed-conv" not in c.relaxation.options
     assert "relaxed-conv" in c.relaxation.tooltip

@@ -24,8 +24,12 @@ RELAXATIONS: dict[str, str] = {
     "strict": "exactly equivariant to the group",
     "fixed-inputs": "the paper's method: learnable functions of position, dropped out with p = 1 - strength",
     "relaxed-conv": "location-dependent mixing of 3 filter banks (conv family only)",
-    "residual-pathway": "not built yet: equivariant + free layers with relative weight decay",
+    "residual-pathway": "equivariant + free CNN; the free part's weight decay is (1 - strength) / strength "
+    "times the other's (conv family only)",
 }
+
+#: Relaxations built for the conv family only (they change its CNN body).
+CONV_ONLY = ("relaxed-conv", "residual-pathway")
 
 #: Which groups each model family supports.
 MODEL_GROUPS: dict[str, tuple[str, ...]] = {
@@ -141,11 +145,6 @@ class Experiment:
             raise _choices("group", self.group, GROUPS)
         if self.relaxation not in RELAXATIONS:
             raise _choices("relaxation", self.relaxation, RELAXATIONS)
-        if self.relaxation == "residual-pathway":
-            raise ValueError(
-                "Experiment.relaxation = 'residual-pathway' is not built yet; "
-                "use 'fixed-inputs' (the paper's method), 'relaxed-conv' or 'strict'"
-            )
         self._check_numbers()
         if self.device not in DEVICES:
             raise _choices("device", self.device, DEVICES)
@@ -157,9 +156,9 @@ class Experiment:
                 f"Experiment.group = {self.group!r} does not go with model {self.model!r}; "
                 f"{self.model!r} supports groups: {', '.join(ok_groups)}"
             )
-        if self.relaxation == "relaxed-conv" and self.model != "conv":
+        if self.relaxation in CONV_ONLY and self.model != "conv":
             raise ValueError(
-                f"Experiment.relaxation = 'relaxed-conv' needs model 'conv', not {self.model!r}; "
+                f"Experiment.relaxation = {self.relaxation!r} needs model 'conv', not {self.model!r}; "
                 "use 'fixed-inputs' or 'strict'"
             )
         group = get_group(self.group)

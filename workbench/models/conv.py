@@ -28,8 +28,9 @@ class ConvCNP(NeuralProcess):
     """Translation-equivariant ConvCNP; its symmetry comes from ``body``, its relaxation from ``fixed``.
 
     ``body(h, t)`` maps grid features ``h [b, n.., channels]`` and the fixed inputs at the absolute
-    grid positions ``t [b, n.., B]`` (None without ``fixed``) to ``[b, n.., channels]``: a strict
-    body takes ``t`` as B extra channels, a relaxed one uses it its own way (see
+    grid positions ``t [b, n.., B]`` (None without ``fixed`` or with them off) to
+    ``[b, n.., channels]``: a strict body takes ``t`` as B extra channels (zeros when None), a
+    relaxed one uses it its own way (see
     :mod:`workbench.nn.cnn`). ``body`` is a module, a callable that builds one (called after the
     encoder, so it draws its initial weights there), or None: a plain CNN of ``depth`` layers of
     ``kernel`` taps (``dilations``: 1-D only).
@@ -198,5 +199,6 @@ class ConvCNP(NeuralProcess):
         xc_rel = xc - centre[:, None]
         offsets = self.offsets.expand(xc.shape[0], *self.offsets.shape)
         h = self.embed(self.encoder(xc_rel, yc, mask_c, offsets))
-        t = None if self.fixed is None else self.fixed(self.grid(centre), enabled=fixed_inputs)
+        # Fixed inputs off (the strict component): no t; a strict body reads zeros in their channels.
+        t = self.fixed(self.grid(centre)) if self.fixed is not None and fixed_inputs else None
         return centre, keep, offsets, self.body(h, t)

@@ -13,6 +13,7 @@ from workbench.models.relaxations.base import Parts, Relaxation
 from workbench.models.relaxations.fixed_inputs import FixedInputsRelaxation
 from workbench.models.relaxations.free import Free
 from workbench.models.relaxations.relaxed_conv import RelaxedConv
+from workbench.models.relaxations.residual_pathway import ResidualPathway
 from workbench.models.relaxations.strict import Strict
 
 #: ``Experiment.relaxation`` -> the plug-in (``Free`` is what a model of the trivial group gets).
@@ -20,6 +21,7 @@ RELAXATIONS: dict[str, Relaxation] = {
     "strict": Strict(),
     "fixed-inputs": FixedInputsRelaxation(),
     "relaxed-conv": RelaxedConv(),
+    "residual-pathway": ResidualPathway(),
 }
 FREE = Free()
 
