@@ -94,12 +94,13 @@ def test_penalty_is_the_weight_decay_with_the_strength_as_ratio():
         model = _model("T", 1, relaxation="residual-pathway", strength=s)
         eq, free = parts(model)
         want = DECAY * eq + DECAY * (1 - s) / s * free
-        assert float(model.penalty()) == pytest.approx(want, rel=1e-5)
+        assert model.penalty().item() == pytest.approx(want, rel=1e-5)
     model = _model("T", 1, relaxation="residual-pathway", strength=0.0)
-    assert math.isfinite(float(model.penalty()))
-    assert float(model.penalty()) == pytest.approx(DECAY * parts(model)[0], rel=1e-5)
+    assert math.isfinite(model.penalty().item())
+    assert model.penalty().item() == pytest.approx(DECAY * parts(model)[0], rel=1e-5)
+    assert model.double().penalty().dtype == torch.float64
     # Other relaxations have no prior: their penalty is zero.
-    assert float(_model("T", 1, relaxation="fixed-inputs").penalty()) == 0.0
+    assert _model("T", 1, relaxation="fixed-inputs").penalty().item() == 0.0
 
 
 def test_penalty_trains_both_parts():

@@ -77,7 +77,7 @@ class NeuralProcess(nn.Module):
     def penalty(self) -> Tensor:
         """The relaxation's term for the training loss (0 unless it has one); add it to the loss."""
         if self.relaxation is None:
-            return torch.zeros(())
+            return torch.zeros((), device=next(self.parameters()).device)
         return self.relaxation.penalty(self)
 
     @property

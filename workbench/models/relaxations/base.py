@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -42,10 +42,6 @@ class Parts:
         """The group's strict body, with ``n_fixed`` fixed-input channels appended to its input."""
         return BODIES[self.group.enforced_by].build(self.body_spec(self.width + n_fixed))
 
-    def replace(self, **changes: object) -> Parts:
-        """A copy with some fields changed."""
-        return replace(self, **changes)
-
 
 class Relaxation:
     """Strict by default: no fixed inputs, the group's own body, no penalty."""
@@ -62,7 +58,7 @@ class Relaxation:
 
     def penalty(self, model: nn.Module) -> Tensor:
         """A term for the training loss (weight decays of a residual pathway; 0 here)."""
-        return torch.zeros(())
+        return torch.zeros((), device=next(model.parameters()).device)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"

@@ -39,7 +39,8 @@ class ResidualPathwayBody(nn.Module):
 
 
 def _squares(module: nn.Module) -> Tensor:
-    return sum((p.pow(2).sum() for p in module.parameters()), torch.zeros(()))
+    """Sum of squared weights, on the module's device and in its dtype."""
+    return torch.stack([p.pow(2).sum() for p in module.parameters()]).sum()
 
 
 class ResidualPathway(Relaxation):
@@ -74,12 +75,12 @@ class ResidualPathway(Relaxation):
 
     def penalty(self, model: nn.Module) -> Tensor:
         """``lambda_eq ||A||^2 + lambda_free ||B||^2`` (B: the free CNN and the fixed inputs' MLP)."""
-        body = getattr(model, "body", None)
+        body = model.body
         if not isinstance(body, ResidualPathwayBody):
-            return DECAY * _squares(body) if body is not None else torch.zeros(())
+            return DECAY * _squares(body)  # no fixed channels: the strict body alone
         eq = DECAY * _squares(body.strict)
         s = body.strength
         if s <= 0:
             return eq  # the free part is left out: its infinite decay holds it at zero
-        free = _squares(body.free) + (_squares(model.fixed) if model.fixed is not None else 0.0)
+        free = _squares(body.free) + _squares(model.fixed)
         return eq + DECAY * (1.0 - s) / s * free
