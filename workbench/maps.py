@@ -27,11 +27,11 @@ from torch.distributions import Normal
 
 from workbench.data.base import GeoSampler, Sampler, Stations, as_stations
 from workbench.geo import Coords, Region
+from workbench.models.base import NeuralProcess
 from workbench.nn.fixed_inputs import inside_box
 from workbench.task import Task
 
 if TYPE_CHECKING:
-    from workbench.models.base import NeuralProcess
     from workbench.runs import Run
 
 #: Kernel evaluations (targets x model grid points) per forward pass; bounds memory (~0.5 GB).
@@ -306,7 +306,10 @@ def predict_map(
                 f"{extent:.2f}: predictions near the edges see no data; use a smaller grid",
                 stacklevel=2,
             )
-    if hasattr(model, "predict_grid") and model.dim_x == 2:
+    # Only a model whose own predict_grid factorises over the axes (the ConvCNP) gains from the grid
+    # path; the base class's version is one unchunked pass over every map point.
+    factorised = type(model).predict_grid is not NeuralProcess.predict_grid
+    if factorised and model.dim_x == 2:
         pred = predict_grid_points(model, coords, [st], lons, lats, fixed_inputs=fixed_inputs)
     else:
         pred = predict_points(model, coords, [st], lon2.ravel(), lat2.ravel(), fixed_inputs=fixed_inputs)
