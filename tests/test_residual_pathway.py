@@ -11,6 +11,7 @@ import torch
 from workbench.config import Experiment
 from workbench.evaluate import orbit_error
 from workbench.groups import get_group
+from workbench.maps import fixed_inputs_active
 from workbench.models import build_model
 from workbench.models.relaxations.residual_pathway import DECAY, ResidualPathwayBody
 
@@ -54,6 +55,7 @@ def test_strength_zero_is_the_strict_model(group, dim):
     strict = _model(group, dim, relaxation="strict")
     model = _model(group, dim, relaxation="residual-pathway", strength=0.0)
     assert isinstance(model.body, ResidualPathwayBody)
+    assert not fixed_inputs_active(model)  # maps and metrics see the strict model it is
     _with_strict_weights(model, strict)
     _perturb_free_part(model)
     xc, yc, xt = _task(dim)

@@ -49,10 +49,15 @@ class ResidualPathway(Relaxation):
     name = "residual-pathway"
 
     def fixed_inputs(self, parts: Parts) -> FixedInputs | None:
-        """The free part's view of absolute position: ``n_fixed`` channels, never dropped (None: B = 0)."""
+        """The free part's view of absolute position: ``n_fixed`` channels, never dropped (None: B = 0).
+
+        At strength 0 the free part is left out, so its inputs say so too (dropout 1: never used),
+        and the maps and metrics treat the model as the strict one it is.
+        """
         if parts.n_fixed <= 0:
             return None
-        return FixedInputs(parts.dim_x, parts.n_fixed, parts.box, dropout=0.0)
+        dropout = 1.0 if parts.strength <= 0 else 0.0
+        return FixedInputs(parts.dim_x, parts.n_fixed, parts.box, dropout=dropout)
 
     def body(self, parts: Parts, fixed: FixedInputs | None) -> nn.Module:
         """A = the group's strict body; B = a plain CNN on the features and the fixed inputs."""
