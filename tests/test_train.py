@@ -93,3 +93,20 @@ def test_mixed_precision_and_compile_give_the_same_training(gibbs):
     model = _model()
     compiled = train(model, gibbs.batches(8, seed=0), 6, device="cpu", progress=False, compile="aot_eager")
     assert compiled.loss == pytest.approx(base.loss, rel=1e-4, abs=1e-5)
+
+
+def test_the_training_loss_carries_the_relaxations_penalty(gibbs):
+    """A residual-pathway model is trained on its log-likelihood plus its weight-decay prior."""
+    from workbench import Experiment
+    from workbench.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(Experiment(relaxation="residual-pathway", strength=0.5), 1, 1, gibbs.box)
+    task = next(gibbs.batches(4, seed=0)).for_model(model)
+    penalty = float(model.penalty())
+    assert penalty > 0
+    torch.manual_seed(1)
+    expected = float(-model.loglik(task).mean()) + penalty
+    torch.manual_seed(1)
+    hist = train(model, gibbs.batches(4, seed=0), 1, device="cpu", progress=False)
+    assert hist.loss[0] == pytest.approx(expected, rel=1e-5)

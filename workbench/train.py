@@ -48,7 +48,8 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 @dataclass
 class History:
-    """Loss and learning rate per step (loss: negative mean log-likelihood per target) and wall time."""
+    """Loss and learning rate per step (loss: negative mean log-likelihood per target, plus the
+    relaxation's penalty where it has one) and wall time."""
 
     step: list[int] = field(default_factory=list)
     loss: list[float] = field(default_factory=list)
@@ -225,12 +226,13 @@ SYNC_EVERY = 25
 def _loss_function(
     model: NeuralProcess, dev: torch.device, amp: bool, compile: bool | str
 ) -> Callable[[Task], torch.Tensor]:
-    """The training loss of a task (negative mean log-likelihood per target), as ``train`` asked for
-    it: under bfloat16 autocast with ``amp``, through ``torch.compile`` with ``compile``."""
+    """The training loss of a task (negative mean log-likelihood per target, plus the relaxation's
+    penalty, e.g. the residual pathway's weight decay; 0 for most), as ``train`` asked for it: under
+    bfloat16 autocast with ``amp``, through ``torch.compile`` with ``compile``."""
 
     def loss(task: Task) -> torch.Tensor:
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-            return -model.loglik(task).mean()
+            return -model.loglik(task).mean() + model.penalty()
 
     if not compile:
         return loss
