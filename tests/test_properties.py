@@ -29,7 +29,7 @@ SETTINGS = dict(deadline=None, derandomize=True, suppress_health_check=[HealthCh
 
 
 def _valid_configs() -> list[tuple[str, str, str, int]]:
-    """Every (model, group, relaxation, dim) that ``Experiment`` accepts (residual-pathway is not built)."""
+    """Every (model, group, relaxation, dim) that ``Experiment`` accepts."""
     out = []
     for dim in (1, 2):
         for model, groups in MODEL_GROUPS.items():

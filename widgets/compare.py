@@ -33,7 +33,7 @@ LAYOUT = dict(height=380, width=760, margin=dict(l=55, r=10, t=40, b=40))
 
 def slot_of(exp: Experiment) -> str:
     """Which row a run belongs in: ``none``, ``none-transformer``, ``strict`` or its relaxation."""
-    if exp.group == "none":
+    if exp.symmetry.is_trivial:
         return "none-transformer" if exp.model == "transformer" else "none"
     return exp.relaxation
 
@@ -58,8 +58,9 @@ def siblings(exp: Experiment) -> dict[str, Experiment | str]:
 
     Each is an experiment, or, for one that cannot exist with these settings, the reason why not.
     """
-    group = exp.group if exp.group != "none" else "T"
-    approx = exp.relaxation if exp.group != "none" and exp.relaxation != "strict" else "fixed-inputs"
+    free = exp.symmetry.is_trivial
+    group = "T" if free else exp.group
+    approx = exp.relaxation if not free and exp.relaxation != "strict" else "fixed-inputs"
     strength = exp.strength if exp.relaxation == approx else 0.5
     wanted = {
         "none": dict(group="none", relaxation="strict"),
