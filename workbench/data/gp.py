@@ -178,14 +178,27 @@ class GPSampler(Sampler):
 
     # --- sampling -------------------------------------------------------------------------------
 
+    def _sizes_and_kernels(self, b: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Context sizes ``N_c`` and kernel indices of ``b`` tasks, ``[b]`` each (drawn in this order)."""
+        nc = torch.randint(self.nc_min, self.nc_max + 1, (b,), generator=generator)
+        if self.n_kernels > 1:
+            return nc, torch.randint(0, self.n_kernels, (b,), generator=generator)
+        return nc, torch.zeros(b, dtype=torch.long)
+
+    def _task(self, xc: Tensor, xt: Tensor, x: Tensor, y: Tensor, nc: Tensor, index: Tensor) -> Task:
+        """The task of zero-mean draws ``y [b, nc_max + nt, 1]`` at ``x``: the prior mean added, float32,
+        the first ``nc`` context points real."""
+        prior_mean = self.mean(x)
+        if prior_mean is not None:
+            y = y + prior_mean[..., None]
+        y = y.float()
+        mask_c = torch.arange(self.nc_max)[None, :] < nc[:, None]
+        return Task(xc, y[:, : self.nc_max], xt, y[:, self.nc_max :], mask_c, {"kernel": index})
+
     def sample(self, batch_size: int, generator: torch.Generator) -> Task:
         """Draw tasks (float32): ``xc [batch, nc_max, dim]`` masked, ``xt [batch, nt, dim]``."""
         b = batch_size
-        nc = torch.randint(self.nc_min, self.nc_max + 1, (b,), generator=generator)
-        if self.n_kernels > 1:
-            index = torch.randint(0, self.n_kernels, (b,), generator=generator)
-        else:
-            index = torch.zeros(b, dtype=torch.long)
+        nc, index = self._sizes_and_kernels(b, generator)
         xc = _uniform(self.context_box, (b, self.nc_max), generator)
         xt = _uniform(self.box, (b, self.nt), generator)
         # The kernel sees the float32 inputs the task stores, so data and oracle agree exactly.
@@ -196,23 +209,14 @@ class GPSampler(Sampler):
         eps = torch.randn(b, n, 1, generator=generator, dtype=torch.float64)
         noise_var = self.noise_var(x)
         y = f + (self.noise_sd * eps if noise_var is None else noise_var.sqrt()[..., None] * eps)
-        prior_mean = self.mean(x)
-        if prior_mean is not None:
-            y = y + prior_mean[..., None]
-        y = y.float()
-        mask_c = torch.arange(self.nc_max)[None, :] < nc[:, None]
-        return Task(xc, y[:, : self.nc_max], xt, y[:, self.nc_max :], mask_c, {"kernel": index})
+        return self._task(xc, xt, x, y, nc, index)
 
     def sample_shared(self, batch_size: int, generator: torch.Generator) -> Task:
         """Draw tasks that share one draw of input locations (``xc [batch, nc_max, dim]`` masked per
         task, ``xt [batch, nt, dim]``): each task has exactly the distribution of :meth:`sample`, but
         the batch costs one Cholesky per distinct kernel instead of one per task."""
         b = batch_size
-        nc = torch.randint(self.nc_min, self.nc_max + 1, (b,), generator=generator)
-        if self.n_kernels > 1:
-            index = torch.randint(0, self.n_kernels, (b,), generator=generator)
-        else:
-            index = torch.zeros(b, dtype=torch.long)
+        nc, index = self._sizes_and_kernels(b, generator)
         xc = _uniform(self.context_box, (1, self.nc_max), generator)
         xt = _uniform(self.box, (1, self.nt), generator)
         x = torch.cat([xc, xt], 1).double()
@@ -225,13 +229,8 @@ class GPSampler(Sampler):
         cov.diagonal(dim1=-2, dim2=-1).add_(self.noise_sd**2 if noise_var is None else noise_var)
         chol = _cholesky(cov, self.jitter)
         y = chol[which] @ torch.randn(b, n, 1, generator=generator, dtype=torch.float64)
-        prior_mean = self.mean(x)
-        if prior_mean is not None:
-            y = y + prior_mean[..., None]
-        y = y.float()
-        mask_c = torch.arange(self.nc_max)[None, :] < nc[:, None]
         xc, xt = xc.expand(b, -1, -1).contiguous(), xt.expand(b, -1, -1).contiguous()
-        return Task(xc, y[:, : self.nc_max], xt, y[:, self.nc_max :], mask_c, {"kernel": index})
+        return self._task(xc, xt, x, y, nc, index)
 
     def batches(self, batch_size: int, seed: int, start: int = 0) -> Iterator[Task]:
         """Endless reproducible stream of training batches ``start, start + 1, ...``: the same seed gives
