@@ -221,17 +221,26 @@ def _check_charts(page, when: str, shots: Path, timeout: float) -> None:
     box = drag.bounding_box()
     cx, cy = box["x"] + 0.45 * box["width"], box["y"] + 0.55 * box["height"]
     before = page.evaluate(VALUE_AT, [".aenp-map", cx, cy])
-    page.mouse.move(cx, cy)
-    page.mouse.click(cx, cy)
-    try:
-        page.wait_for_function(
-            f"(a) => Math.abs(({VALUE_AT})(a).value - {before['value']}) > 1e-4",
-            arg=[".aenp-map", cx, cy],
-            timeout=timeout,
-        )
-    except Exception as err:
-        after = page.evaluate(VALUE_AT, [".aenp-map", cx, cy])
-        raise AssertionError(f"{when}: the map did not change at the click: {before} -> {after}") from err
+    # Up to three clicks, as a person would click again: on a loaded machine a click that lands
+    # while plotly is still re-rendering the chart after Train can be lost (seen in 1 of 3 clean
+    # runs of the busy variant, never when idle). Each click gets a third of the time.
+    for attempt in range(3):
+        page.mouse.move(cx, cy)
+        page.mouse.click(cx, cy)
+        try:
+            page.wait_for_function(
+                f"(a) => Math.abs(({VALUE_AT})(a).value - {before['value']}) > 1e-4",
+                arg=[".aenp-map", cx, cy],
+                timeout=timeout / 3,
+            )
+            break
+        except Exception as err:
+            if attempt < 2:
+                continue
+            after = page.evaluate(VALUE_AT, [".aenp-map", cx, cy])
+            raise AssertionError(
+                f"{when}: the map did not change after 3 clicks: {before} -> {after}"
+            ) from err
     page.screenshot(path=str(shots / f"{when}-map.png"), full_page=True)
 
     _tab(page, "Compare")
