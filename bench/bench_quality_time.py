@@ -47,23 +47,13 @@ MODELS = {
 }
 
 
-def _steps_in_budget(exp: Experiment, sampler, budget: float) -> int:
-    """How many training steps of ``exp`` fit in ``budget`` CPU-seconds here (a throw-away model, 30
-    steps after 5 of warm-up), so that the schedule's cosine ends at the budget."""
-    model = build_model(exp, 1, 1, sampler.box)
-    train(model, sampler.batches(16, seed=10**6), 5, lr=exp.lr, device="cpu", progress=False)
-    t0 = time.process_time()
-    train(model, sampler.batches(16, seed=10**6 + 1), 30, lr=exp.lr, device="cpu", progress=False)
-    return max(int(budget * 30 / (time.process_time() - t0)), 10)
-
-
 def _ours(kind: str, seed: int, budget: float, n_evals: int, tests: list, box) -> dict:
     """Train one of our models with the library's default recipe (``Experiment``'s learning rate and
     schedule, laid over the steps that fit the budget) for ``budget`` CPU-seconds of this process;
     score it ``n_evals`` times, and once more at the end if the steps ran out first."""
     exp = Experiment(dataset=DATASET, model="conv", seed=seed, **MODELS[kind])
     sampler = make_dataset(DATASET)
-    steps = _steps_in_budget(exp, sampler, budget)
+    steps = _bench_pool().steps_in_budget(exp, sampler, budget)
     torch.manual_seed(seed)
     model = build_model(exp, 1, 1, box)
     marks = [budget * (k + 1) / n_evals for k in range(n_evals)]

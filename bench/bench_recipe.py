@@ -30,22 +30,6 @@ RECIPES: dict[str, dict[str, Any]] = {
 }
 
 
-def _steps_per_cpu_s(exp: Any, sampler: Any, box: Any) -> float:
-    """Training steps per CPU-second of this process for ``exp`` (a throw-away copy, 30 steps)."""
-    import torch
-
-    from workbench.models import build_model
-    from workbench.train import train
-
-    model = build_model(exp, 1, 1, box)
-    train(model, sampler.batches(exp.batch_size, seed=10**6), 5, lr=exp.lr, device="cpu", progress=False)
-    t0 = time.process_time()
-    train(model, sampler.batches(exp.batch_size, seed=10**6 + 1), 30, lr=exp.lr, device="cpu", progress=False)
-    del model
-    torch.manual_seed(0)
-    return 30 / (time.process_time() - t0)
-
-
 def _job(name: str, seed: int, budget: float, n_test: int) -> dict:
     """One recipe and seed: calibrate, train for the budget, score every test task."""
     import torch
@@ -62,7 +46,7 @@ def _job(name: str, seed: int, budget: float, n_test: int) -> dict:
     exp = Experiment(dataset=DATASET, model="conv", group="T", relaxation="strict", seed=seed, **overrides)
     sampler = make_dataset(DATASET)
     sampler.shared_inputs = shared
-    steps = max(int(budget * _steps_per_cpu_s(exp, sampler, sampler.box)), 1)
+    steps = _bench_pool().steps_in_budget(exp, sampler, budget)
     torch.manual_seed(seed)
     model = build_model(exp, 1, 1, sampler.box)
     t0 = time.process_time()

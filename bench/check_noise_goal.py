@@ -16,7 +16,7 @@ def main(seed: int, budget: float) -> dict:
 
     torch.set_num_threads(1)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_quality_time import _steps_in_budget
+    from pool import steps_in_budget
 
     from workbench import Experiment
     from workbench.data.registry import make_dataset
@@ -26,7 +26,7 @@ def main(seed: int, budget: float) -> dict:
 
     exp = Experiment(dataset="noise-1d", relaxation="fixed-inputs", strength=0.5, seed=seed)
     sampler = make_dataset("noise-1d")
-    steps = _steps_in_budget(exp, sampler, budget)
+    steps = steps_in_budget(exp, sampler, budget)
     torch.manual_seed(seed)
     model = build_model(exp, 1, 1, sampler.box)
     t0 = time.process_time()
