@@ -33,7 +33,8 @@ def steps_in_budget(exp, sampler, budget: float) -> int:
     from workbench.models import build_model
     from workbench.train import train
 
-    model = build_model(exp, 1, 1, sampler.box)
+    task = next(sampler.batches(exp.batch_size, seed=10**6))
+    model = build_model(exp, task.dim_x, task.dim_y, sampler.box)
     train(model, sampler.batches(exp.batch_size, seed=10**6), 5, lr=exp.lr, device="cpu", progress=False)
     t0 = time.process_time()
     train(model, sampler.batches(exp.batch_size, seed=10**6 + 1), 30, lr=exp.lr, device="cpu", progress=False)
