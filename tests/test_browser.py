@@ -1,11 +1,14 @@
 """The app in a real browser: JupyterLab + headless Chromium (Playwright), offline, on 127.0.0.1.
 
 Opens ``00_start_here``, runs all cells, presses Train (a background run) and then checks what a
-person sees, read from the charts themselves: the Map tab has a heatmap with finite values and a
-colour bar titled with the data's units, a click changes the heatmap near the clicked point, the
-Compare chart has a bar per trained model, the Equivariance chart has a curve. After a page reload
-all of it holds again. It runs on an idle machine and on one the test keeps busy. Skipped when
-Chromium or Playwright is missing. Screenshots go to ``out/browser/<load>/``.
+person sees, read from the charts themselves. On an idle machine with the app's default world
+(``mountain-1d``): the Map tab's function plot has the model's mean, its strict component and the
+exact oracle's mean, and a click adds a context point that changes the mean near it. On a machine
+the test keeps busy, with Colorado: the Map tab has a heatmap with finite values and a colour bar
+titled with the data's units, and a click changes the heatmap near the clicked point. Both: the
+Compare chart has a point per trained model, the Equivariance chart has a curve, and after a page
+reload all of it holds again. Skipped when Chromium or Playwright is missing. Screenshots go to
+``out/browser/<load>/``.
 """
 
 import importlib.util
@@ -58,13 +61,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+#: The notebooks the test opens: the start notebook as shipped, and the same on Colorado (the map).
+NOTEBOOKS = {"default": "00_start_here.ipynb", "colorado": "00_start_here_colorado.ipynb"}
+
+
 def _notebook_copy(dest: Path) -> None:
-    """00_start_here with ``fast = True``: small test sets, so evaluation after Train is quick."""
+    """00_start_here with ``fast = True`` (small test sets, so evaluation after Train is quick), as
+    shipped and with ``dataset = "colorado-temperature"``."""
     nb = nbformat.read(ROOT / "notebooks" / "00_start_here.ipynb", as_version=4)
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     assert "fast = False" in cell.source
     cell.source = cell.source.replace("fast = False", "fast = True")
-    nbformat.write(nb, dest / "00_start_here.ipynb")
+    nbformat.write(nb, dest / NOTEBOOKS["default"])
+    default = cell.source.split('dataset = "', 1)[1].split('"', 1)[0]
+    assert default != "colorado-temperature", "the map variant below must differ from the default"
+    cell.source = cell.source.replace(f'dataset = "{default}"', 'dataset = "colorado-temperature"')
+    nbformat.write(nb, dest / NOTEBOOKS["colorado"])
 
 
 def _wait_text(page, selector: str, text: str, timeout: float) -> None:
@@ -209,18 +221,39 @@ def _wait_plot(page, sel: str, check: str, what: str, timeout: float) -> dict:
 
 
 HEATMAP_OK = "(s) => s.traces.some((t) => t.type === 'heatmap' && t.zfinite > 100 && t.colorbar === UNITS)"
+#: The 1-D view: the model's mean, its strict component and the exact oracle's mean, each a curve.
+LINES_OK = (
+    "(s) => ['mean (fixed inputs on)', 'strict component', 'GP oracle mean'].every("
+    "(n) => s.traces.some((t) => t.name.startsWith(n) && t.type === 'scatter' && t.yfinite > 50))"
+)
+#: The 1-D mean's value at the x of a page position (client pixels), read from the chart's own axes.
+MEAN_AT = """
+([sel, cx, cy]) => {
+  const gd = document.querySelector(sel + ' .js-plotly-plot');
+  const b = gd.querySelector('.nsewdrag').getBoundingClientRect();
+  const xa = gd._fullLayout.xaxis;
+  const x = xa.range[0] + (cx - b.left) / b.width * (xa.range[1] - xa.range[0]);
+  const t = gd.data.find((t) => t.name === 'mean (fixed inputs on)');
+  const xs = Array.from(t.x);
+  const i = xs.reduce((bi, v, k) => (Math.abs(v - x) < Math.abs(xs[bi] - x) ? k : bi), 0);
+  return {x, value: +t.y[i]};
+}
+"""
 
 
-def _check_charts(page, when: str, shots: Path, timeout: float) -> None:
-    """Map heatmap with units, a click that changes it, Compare bars, an Equivariance curve."""
+def _check_charts(page, when: str, shots: Path, timeout: float, one_d: bool) -> None:
+    """The map (a heatmap with units; 1-D: mean, strict and oracle curves), a click that changes it,
+    Compare points, an Equivariance curve."""
     _tab(page, "Map")
-    state = _wait_plot(page, ".aenp-map", HEATMAP_OK.replace("UNITS", "'°C'"), f"{when}: map", timeout)
+    ok = LINES_OK if one_d else HEATMAP_OK.replace("UNITS", "'°C'")
+    state = _wait_plot(page, ".aenp-map", ok, f"{when}: map", timeout)
     assert state["title"], state
+    value_at = MEAN_AT if one_d else VALUE_AT
     drag = page.locator(".aenp-map .nsewdrag").first
     drag.scroll_into_view_if_needed()
     box = drag.bounding_box()
     cx, cy = box["x"] + 0.45 * box["width"], box["y"] + 0.55 * box["height"]
-    before = page.evaluate(VALUE_AT, [".aenp-map", cx, cy])
+    before = page.evaluate(value_at, [".aenp-map", cx, cy])
     # Up to three clicks, as a person would click again: on a loaded machine a click that lands
     # while plotly is still re-rendering the chart after Train can be lost (seen in 1 of 3 clean
     # runs of the busy variant, never when idle). Each click gets a third of the time.
@@ -229,7 +262,7 @@ def _check_charts(page, when: str, shots: Path, timeout: float) -> None:
         page.mouse.click(cx, cy)
         try:
             page.wait_for_function(
-                f"(a) => Math.abs(({VALUE_AT})(a).value - {before['value']}) > 1e-4",
+                f"(a) => Math.abs(({value_at})(a).value - {before['value']}) > 1e-4",
                 arg=[".aenp-map", cx, cy],
                 timeout=timeout / 3,
             )
@@ -237,7 +270,7 @@ def _check_charts(page, when: str, shots: Path, timeout: float) -> None:
         except Exception as err:
             if attempt < 2:
                 continue
-            after = page.evaluate(VALUE_AT, [".aenp-map", cx, cy])
+            after = page.evaluate(value_at, [".aenp-map", cx, cy])
             raise AssertionError(
                 f"{when}: the map did not change after 3 clicks: {before} -> {after}"
             ) from err
@@ -255,8 +288,8 @@ def _check_charts(page, when: str, shots: Path, timeout: float) -> None:
     page.screenshot(path=str(shots / f"{when}-equivariance.png"), full_page=True)
 
 
-@pytest.mark.parametrize("load", ["idle", "busy"])
-def test_charts_show_data_after_train_and_after_reload(lab, load):
+@pytest.mark.parametrize(("load", "notebook"), [("idle", "default"), ("busy", "colorado")])
+def test_charts_show_data_after_train_and_after_reload(lab, load, notebook):
     from playwright.sync_api import sync_playwright
 
     url, token = lab
@@ -266,6 +299,7 @@ def test_charts_show_data_after_train_and_after_reload(lab, load):
     errors: list[str] = []
     t0 = time.perf_counter()
     timeout = 60_000 if load == "idle" else 150_000
+    one_d = notebook == "default"  # the app's default world is 1-D (widgets.app.DEFAULT_DATASET)
 
     def phase(name: str) -> None:  # printed: pytest shows it when the test fails
         print(f"{time.perf_counter() - t0:6.1f} s  {name}", flush=True)
@@ -297,7 +331,7 @@ def test_charts_show_data_after_train_and_after_reload(lab, load):
                     ),
                 )
                 try:
-                    page.goto(f"{url}/lab/tree/00_start_here.ipynb?token={token}")
+                    page.goto(f"{url}/lab/tree/{NOTEBOOKS[notebook]}?token={token}")
                     page.wait_for_selector(".jp-NotebookPanel .jp-Notebook", timeout=timeout)
                     page.locator(".jp-StatusBar-Widget", has_text="Idle").first.wait_for(timeout=timeout)
                     phase("kernel idle")
@@ -311,14 +345,14 @@ def test_charts_show_data_after_train_and_after_reload(lab, load):
                     page.locator("button.aenp-train").click()
                     _wait_text(page, ".aenp-status", "done: 5 steps", 2 * timeout)
                     phase("trained")
-                    _check_charts(page, "after-train", shots, timeout)
+                    _check_charts(page, "after-train", shots, timeout, one_d)
                     phase("charts after Train")
                     page.keyboard.press("Control+s")  # the reloaded page shows the saved outputs
                     page.wait_for_timeout(1500)
                     page.reload()
                     page.wait_for_selector(".aenp-workbench", timeout=timeout)
                     phase("reloaded")
-                    _check_charts(page, "after-reload", shots, timeout)
+                    _check_charts(page, "after-reload", shots, timeout, one_d)
                     phase("charts after reload")
                 except Exception:
                     page.screenshot(path=str(shots / "failure.png"), full_page=True)
