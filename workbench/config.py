@@ -26,6 +26,9 @@ RELAXATIONS: dict[str, str] = {
     "relaxed-conv": "location-dependent mixing of 3 filter banks (conv family only)",
     "residual-pathway": "equivariant + free CNN; the free part's weight decay is (1 - strength) / strength "
     "times the other's (conv family only)",
+    "symmetrisation": "probabilistic symmetrisation (Kim et al. 2023): the free model averaged over shifts "
+    "from a learned equivariant distribution; strength = weight of the unshifted free model (0: "
+    "equivariant in expectation, 1: the free model; group T only)",
 }
 
 #: Relaxations built for the conv family only (they change its CNN body).
@@ -171,6 +174,16 @@ class Experiment:
         if self.relaxation == "relaxed-conv" and group.is_trivial:
             raise ValueError(
                 "Experiment.relaxation = 'relaxed-conv' relaxes a group; group 'none' has nothing to relax"
+            )
+        if self.relaxation == "symmetrisation" and self.group != "T":
+            why = (
+                "group 'none' has nothing to relax (its free model is what symmetrisation wraps)"
+                if group.is_trivial
+                else f"its sampler draws shifts only, not the reflections or rotations of {self.group!r} "
+                f"(use 'fixed-inputs' to relax {self.group!r})"
+            )
+            raise ValueError(
+                f"Experiment.relaxation = 'symmetrisation' supports group 'T' only (1-D and 2-D); {why}"
             )
         try:
             group.check_dim(dim)

@@ -9,14 +9,16 @@ the family (:data:`FAMILIES`) puts encoder, body, decoder and likelihood around 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 
 from workbench.config import Experiment, check_box
+from workbench.groups import get_group
 from workbench.models.base import NeuralProcess
 from workbench.models.bodies import BODIES
 from workbench.models.conv import ConvCNP
 from workbench.models.deepsets import DeepSetsCNP
-from workbench.models.relaxations import Parts, Relaxation, relaxation_for
+from workbench.models.relaxations import FREE, Parts, Relaxation, relaxation_for
 from workbench.models.transformer import TransformerNP
 from workbench.nn.cnn import doubling_dilations
 from workbench.task import Box
@@ -46,9 +48,16 @@ def build_model(exp: Experiment, dim_x: int, dim_y: int, box: Box) -> NeuralProc
         exp.model, group, dim_x, box, width, depth, kernel, dilations, float(exp.strength), exp.n_fixed
     )
     relaxation = relaxation_for(exp.relaxation, group.is_trivial)
-    model = FAMILIES[exp.model](parts, dim_y, relaxation)
-    model.relaxation = relaxation
+    # A relaxation that restores the symmetry around a free model (probabilistic symmetrisation)
+    # has the family build the trivial group's model, which its ``wrap`` then puts inside its own.
+    built = (FREE, replace(parts, group=get_group("none"))) if relaxation.free_base else (relaxation, parts)
+    model = FAMILIES[exp.model](built[1], dim_y, built[0])
+    model.relaxation = built[0]
     # Every family knows its dimensions, so a task of other dimensions is refused clearly (Task.for_model).
+    model.dim_x, model.dim_y = dim_x, dim_y
+    # Last: the relaxation may wrap the model (default: returns it unchanged).
+    model = relaxation.wrap(model, parts)
+    model.relaxation = relaxation
     model.dim_x, model.dim_y = dim_x, dim_y
     return model
 

@@ -15,6 +15,7 @@ from workbench.models.relaxations.free import Free
 from workbench.models.relaxations.relaxed_conv import RelaxedConv
 from workbench.models.relaxations.residual_pathway import ResidualPathway
 from workbench.models.relaxations.strict import Strict
+from workbench.models.relaxations.symmetrisation import Symmetrisation
 
 #: ``Experiment.relaxation`` -> the plug-in (``Free`` is what a model of the trivial group gets).
 RELAXATIONS: dict[str, Relaxation] = {
@@ -22,6 +23,7 @@ RELAXATIONS: dict[str, Relaxation] = {
     "fixed-inputs": FixedInputsRelaxation(),
     "relaxed-conv": RelaxedConv(),
     "residual-pathway": ResidualPathway(),
+    "symmetrisation": Symmetrisation(),
 }
 FREE = Free()
 

@@ -60,5 +60,13 @@ class Relaxation:
         """A term for the training loss (weight decays of a residual pathway; 0 here)."""
         return torch.zeros((), device=next(model.parameters()).device)
 
+    #: Whether ``build_model`` has the family build the trivial group's free model for this
+    #: relaxation (which then restores the symmetry in :meth:`wrap`, e.g. probabilistic symmetrisation).
+    free_base: bool = False
+
+    def wrap(self, model: nn.Module, parts: Parts) -> nn.Module:
+        """The model ``build_model`` returns, given the one the family built (by default that one)."""
+        return model
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
