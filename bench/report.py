@@ -15,6 +15,8 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 README = HERE.parent / "README.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+#: What a single-seed quality table is, said where it is shown (a seed alone cannot rank models).
+ONE_SEED = "one seed: an illustration, not an ordering of the models (3-seed comparisons: the worlds table)"
 
 
 def _load(name: str) -> dict | None:
@@ -73,8 +75,8 @@ def gibbs(core: dict | None) -> list[str]:
         return []
     q = core["quality_gibbs_1d"]
     out = [
-        f"**gibbs-1d quality** (`core.json`; conv 5 x 32, {q['test_tasks']} fixed test tasks, one seed; "
-        f"exact oracle {_f(q['oracle_loglik'])} nats/target):",
+        f"**gibbs-1d quality** (`core.json`; conv 5 x 32, {q['test_tasks']} fixed test tasks; "
+        f"{ONE_SEED}; exact oracle {_f(q['oracle_loglik'])} nats/target):",
         "",
         "| model | steps | seconds | log-lik | strict component | gap to oracle |",
         "|---|---|---|---|---|---|",
@@ -93,7 +95,8 @@ def gibbs_cosine(cos: dict | None) -> list[str]:
         return []
     q = cos["quality_gibbs_1d"]
     out = [
-        f'The same with `lr_schedule="cosine"` (`core-cosine.json` {_meta(cos)}), one finished run per budget:',
+        f'The same with `lr_schedule="cosine"` (`core-cosine.json` {_meta(cos)}), one finished run per budget; '
+        f"{ONE_SEED}:",
         "",
         "| model | " + " | ".join(f"{b} steps" for b in q["budgets"]) + " |",
         "|---|" + "---|" * len(q["budgets"]),
@@ -116,7 +119,8 @@ def rotations(rot: dict | None) -> list[str]:
     q = rot["quality_gp_2d_anisotropic"]
     out += [
         "",
-        f"gp-2d-anisotropic after {q['steps']} steps ({q['test_tasks']} test tasks, oracle {_f(q['oracle_loglik'])}):",
+        f"gp-2d-anisotropic after {q['steps']} steps ({q['test_tasks']} test tasks, oracle "
+        f"{_f(q['oracle_loglik'])}; {ONE_SEED}):",
         "",
         "| model | log-lik | gap to oracle | relative orbit error at 45 degrees (disc) |",
         "|---|---|---|---|",
@@ -132,7 +136,8 @@ def maps(mp: dict | None) -> list[str]:
         return []
     out = [
         f"**Maps** (`bench/results/maps.json` {_meta(mp)}): {mp['steps']} steps, batch {mp['batch_size']}, "
-        f"each model kept at its best validation step; test log-likelihood per target (validation in brackets)",
+        f"each model kept at its best validation step; test log-likelihood per target (validation in "
+        f"brackets); {ONE_SEED}",
         "",
         "| dataset | none | strict | fixed-inputs | elevation as input | breaking vs elevation r | breaking vs truth r |",
         "|---|---|---|---|---|---|---|",
@@ -158,54 +163,74 @@ def _pm(mean: float | None, se: float | None, digits: int = 3) -> str:
     return "-" if mean is None else f"{mean:.{digits}f} ± {_f(se, digits)}"
 
 
+WORLD_MODELS = ("transformer", "conv-p0", "strict", "fixed-inputs")
+WORLD_OTHERS = ("strict", "transformer", "conv-p0")
+
+
 def worlds(w: dict | None, name: str) -> list[str]:
-    """Table of ``worlds.json``: three models, 3 seeds, paired differences and the best model's gap split."""
+    """Tables of ``worlds.json``: four models, 3 seeds, paired differences, and each model's gap split."""
     if w is None:
         return []
+    if "labels" not in w:  # the three-model table of an older run
+        return [f"_`bench/results/{name}.json` predates the four-model worlds bench: rerun it_"]
     n = len(w["seeds"])
+    labels = w["labels"]
     out = [
-        f"**Worlds: fixed-inputs vs strict vs none, {n} seeds** (`bench/results/{name}.json` {_meta(w)}; "
-        f"`python bench/run_bench.py worlds`; conv, batch {w['batch_size']}, lr {w['lr']}, "
-        f"{w['test_tasks']} shared test tasks; real datasets kept at their best validation step). "
-        f"Log-likelihood per target, mean ± s.e. over seeds; fixed − other is the paired per-task "
-        f"difference, mean ± s.e. over seeds, **bold** where it exceeds 2 s.e.; gap split of the best "
-        f"model: A − B (Gaussian limit) / B − D charged (headroom) / learning shortfall.",
+        f"**Worlds: fixed-inputs against strict, the transformer (none) and p = 0, {n} seeds** "
+        f"(`bench/results/{name}.json` {_meta(w)}; `python bench/run_bench.py worlds`; "
+        f"{_f(w['budget']['cpu_seconds'], 0)} CPU-seconds of training per model at 1 thread, "
+        f"two runs side by side; the default recipe; batch {w['batch_size']}; {w['test_tasks']} shared "
+        f"test tasks; real datasets kept at their best validation step). Models: "
+        + "; ".join(f"**{k}** = {v}" for k, v in labels.items())
+        + ". Log-likelihood per target, mean ± s.e. over seeds; fixed − other is the paired per-task "
+        "difference, mean ± s.e. over seeds, **bold** where it exceeds 2 s.e.",
         "",
-        "| dataset | steps (CPU s/model) | headroom B − D | none | strict | fixed-inputs "
-        "| fixed − strict | fixed − none | best: A−B / B−D / shortfall |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| dataset | headroom B − D | "
+        + " | ".join(WORLD_MODELS)
+        + " | "
+        + " | ".join(f"fixed − {o}" for o in WORLD_OTHERS)
+        + " |",
+        "|---|---|" + "---|" * (len(WORLD_MODELS) + len(WORLD_OTHERS)),
     ]
     for ds, d in w["datasets"].items():
         m = d["models"]
-        cpu = sum(r["train_cpu_seconds_mean"] for r in m.values()) / len(m)
-        cells = [_pm(m[k]["loglik_mean"], m[k]["loglik_se"]) for k in ("none", "strict", "fixed-inputs")]
+        cells = [_pm(m[k]["loglik_mean"], m[k]["loglik_se"]) for k in WORLD_MODELS]
         diffs = []
-        for other in ("strict", "none"):
+        for other in WORLD_OTHERS:
             p = d[f"fixed_minus_{other}"]
             cell = _pm(p["mean"], p["se_over_seeds"])
             diffs.append(f"**{cell}**" if d[f"fixed_beats_{other}_2se"] else cell)
-        best = max(m, key=lambda k: m[k]["loglik_mean"])
-        if "symmetry_headroom" in d:
-            b = m[best]
-            split = (
-                f"{best}: {_f(b['gaussian_limit_mean'])} / {_f(b['symmetry_headroom_mean'])} / "
-                f"{_f(b['learning_shortfall_mean'])}"
-            )
+        out.append(f"| {ds} | {_f(d.get('symmetry_headroom'))} | {' | '.join(cells)} | {' | '.join(diffs)} |")
+    out += [
+        "",
+        "Where each model's gap to the exact oracle goes (synthetic worlds, nats/target, mean over seeds): "
+        "Gaussian limit A − B / symmetry headroom B − D (charged to strict models only) / learning "
+        "shortfall; Δequiv is the mean change of the prediction when the fixed inputs are switched off; "
+        "steps is the range over seeds that fitted the budget.",
+        "",
+        "| dataset | A | B | D | " + " | ".join(WORLD_MODELS) + " | Δequiv fixed-inputs | steps |",
+        "|---|---|---|---|" + "---|" * len(WORLD_MODELS) + "---|---|",
+    ]
+    for ds, d in w["datasets"].items():
+        m = d["models"]
+        if "oracle_loglik" in d:
+            split = [
+                f"{_f(m[k]['gaussian_limit_mean'])} / {_f(m[k]['symmetry_headroom_mean'])} / "
+                f"{_f(m[k]['learning_shortfall_mean'])}"
+                for k in WORLD_MODELS
+            ]
+            ceil = [_f(d[k]) for k in ("oracle_loglik", "gaussian_loglik", "equivariant_loglik")]
         else:
-            split = f"{best}: no ceilings (real data)"
+            split = ["real data: no ceilings"] * len(WORLD_MODELS)
+            ceil = ["-"] * 3
+        steps = "; ".join(f"{k} {min(m[k]['steps'])}-{max(m[k]['steps'])}" for k in WORLD_MODELS)
         out.append(
-            f"| {ds} | {d['steps']} ({_f(cpu, 0)}) | {_f(d.get('symmetry_headroom'))} | "
-            f"{' | '.join(cells)} | {' | '.join(diffs)} | {split} |"
+            f"| {ds} | {' | '.join(ceil)} | {' | '.join(split)} | "
+            f"{_pm(m['fixed-inputs']['delta_equiv_mean'], m['fixed-inputs']['delta_equiv_se'])} | {steps} |"
         )
     out += [
         "",
-        "Ceilings (synthetic worlds, nats/target): "
-        + "; ".join(
-            f"{ds} A {_f(d['oracle_loglik'])}, B {_f(d['gaussian_loglik'])}, D {_f(d['equivariant_loglik'])}"
-            for ds, d in w["datasets"].items()
-            if "oracle_loglik" in d
-        )
-        + f". Whole run: {_f(w['wall_seconds'] / 60, 1)} min on {w['workers']} processes x 1 thread "
+        f"Whole run: {_f(w['wall_seconds'] / 60, 1)} min on {w['workers']} processes x 1 thread "
         f"(load average {_f(w['loadavg_start'][0], 1)} at the start, {_f(w['loadavg_end'][0], 1)} at the end).",
     ]
     return out
