@@ -83,8 +83,6 @@ def test_rotation_groups_refuse_1d_data_and_other_models():
         Experiment(dataset="gibbs-1d", group="T+C8")
     with pytest.raises(ValueError, match="does not go with model 'transformer'"):
         Experiment(dataset="gp-2d", model="transformer", group="T+C4")
-    with pytest.raises(ValueError, match="relaxed-conv"):
-        Experiment(dataset="gp-2d", group="T+C4", relaxation="relaxed-conv")
     with pytest.raises(ValueError, match="1-D"):
         Experiment(dataset="gp-2d", group="T+flip")
 

@@ -23,7 +23,8 @@ MODELS: dict[str, str] = {
 RELAXATIONS: dict[str, str] = {
     "strict": "exactly equivariant to the group",
     "fixed-inputs": "the paper's method: learnable functions of position, dropped out with p = 1 - strength",
-    "relaxed-conv": "location-dependent mixing of 3 filter banks (conv family only)",
+    "relaxed-conv": "mixing of 3 filter banks per layer, by position (and by the output's rotation or "
+    "reflection for T+C4/D4/C8/D8); strength = keep probability of the mixing (conv family only)",
     "residual-pathway": "equivariant + free CNN; the free part's weight decay is (1 - strength) / strength "
     "times the other's (conv family only)",
     "symmetrisation": "probabilistic symmetrisation (Kim et al. 2023): the free model averaged over shifts "
@@ -165,12 +166,6 @@ class Experiment:
                 "use 'fixed-inputs' or 'strict'"
             )
         group = get_group(self.group)
-        if self.relaxation == "relaxed-conv" and group.enforced_by == "group-conv":
-            raise ValueError(
-                "Experiment.relaxation = 'relaxed-conv' is built for translation bodies, "
-                f"not {self.group!r}; "
-                "use 'fixed-inputs' to relax a rotation group"
-            )
         if self.relaxation == "relaxed-conv" and group.is_trivial:
             raise ValueError(
                 "Experiment.relaxation = 'relaxed-conv' relaxes a group; group 'none' has nothing to relax"
