@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from workbench import Experiment, load_run, run
+from workbench.groups import Element, get_group
 from workbench.models import build_model
 from workbench.models.base import NeuralProcess
 from workbench.models.symmetrised import SymmetrisedNP, moment_match
@@ -22,12 +23,33 @@ DATASET = {1: "gibbs-1d", 2: "gp-2d"}
 TAU = {1: torch.tensor([0.73]), 2: torch.tensor([0.61, -0.37])}
 
 
-def _model(dim: int = 1, strength: float = 0.0, model: str = "conv", seed: int = 0) -> SymmetrisedNP:
+def _model(
+    dim: int = 1, strength: float = 0.0, model: str = "conv", seed: int = 0, group: str = "T"
+) -> SymmetrisedNP:
     exp = Experiment(
-        dataset=DATASET[dim], model=model, relaxation="symmetrisation", strength=strength, width=8, depth=2
+        dataset=DATASET[dim],
+        model=model,
+        group=group,
+        relaxation="symmetrisation",
+        strength=strength,
+        width=8,
+        depth=2,
     )
     torch.manual_seed(seed)
     return build_model(exp, dim, 1, BOXES[dim]).eval()
+
+
+def _element(group: str, dim: int, b: int) -> Element:
+    """The group's last point-group element (the shift alone for T, a reflected 315-degree turn for
+    D8) about an off-centre point, then a shift: an element that moves everything."""
+    a = get_group(group).point_matrices(dim)[-1]
+    centre = torch.full((dim,), 0.3)
+    shift = torch.rand(b, dim, generator=torch.Generator().manual_seed(5)) - 0.5
+    return Element(a.expand(b, dim, dim), (centre - centre @ a.T) + shift)
+
+
+def _moved(task: Task, g: Element) -> Task:
+    return Task(g.act(task.xc), task.yc, g.act(task.xt), task.yt, task.mask_c)
 
 
 def _task(dim: int, b: int = 4, nc: int = 9, nt: int = 24, seed: int = 0) -> Task:
@@ -54,52 +76,78 @@ def test_the_factory_wraps_the_free_model():
     assert pred.mean.shape == (1, 4, 5, 1)
 
 
-@pytest.mark.parametrize("dim", [1, 2])
-def test_the_sampler_moves_with_the_context(dim):
-    """m(D + tau) = m(D) + tau to float tolerance, and so does every draw made with the same noise."""
+@pytest.mark.parametrize(("group", "dim"), [("T", 1), ("T", 2), ("T+flip", 1), ("T+D4", 2), ("T+C8", 2)])
+def test_the_sampler_moves_with_the_context(group, dim):
+    """p(h g | h D) = p(g | D): the centre moves by h to float tolerance, the point group's weights are
+    permuted as h permutes the elements, and so does every draw made with the same noise."""
+    point = get_group(group).point_matrices(dim)
     torch.manual_seed(3)
-    sampler = ShiftSampler(dim, 1)
+    sampler = ShiftSampler(dim, 1, point)
     task = _task(dim)
-    tau = TAU[dim]
-    centre, has = sampler.mean(task.xc, task.yc, task.mask_c)
-    moved, _ = sampler.mean(task.xc + tau, task.yc, task.mask_c)
-    torch.testing.assert_close(moved, centre + tau, rtol=0, atol=1e-5)
+    h = _element(group, dim, task.batch_size)
+    centre, probs, has = sampler.frame(task.xc, task.yc, task.mask_c)
+    moved, probs_moved, _ = sampler.frame(h.act(task.xc), task.yc, task.mask_c)
+    torch.testing.assert_close(moved, h.act(centre[:, None])[:, 0], rtol=0, atol=1e-5)
+    # Element k of D goes to the element L A_k of hD.
+    lin = h.matrix[0]
+    perm = [int(((lin @ a - point).abs().amax((1, 2)) < 1e-5).nonzero()) for a in point]
+    torch.testing.assert_close(probs_moved[:, perm], probs, rtol=0, atol=1e-5)
     assert has.all()
+    torch.testing.assert_close(probs.sum(-1), torch.ones(task.batch_size))
+    if len(point) > 1:  # the weights do prefer some elements
+        assert (probs.amax(-1) - probs.amin(-1)).min() > 1e-3
     # The weights are not uniform: the centre is not simply the centroid.
     centroid = (task.xc * task.mask_c[..., None]).sum(1) / task.mask_c.sum(1, keepdim=True)
     assert (centre - centroid).abs().max() > 1e-3
-    a, _, _ = sampler.sample(task.xc, task.yc, task.mask_c, 5, generator=torch.Generator().manual_seed(1))
-    b, _, _ = sampler.sample(
-        task.xc + tau, task.yc, task.mask_c, 5, generator=torch.Generator().manual_seed(1)
-    )
-    torch.testing.assert_close(b, a + tau, rtol=0, atol=1e-5)
+    if group == "T":
+        gen = torch.Generator().manual_seed(1)
+        a, _, _ = sampler.sample(task.xc, task.yc, task.mask_c, 5, generator=gen)
+        gen = torch.Generator().manual_seed(1)
+        b, _, _ = sampler.sample(task.xc + h.offset[:, None], task.yc, task.mask_c, 5, generator=gen)
+        torch.testing.assert_close(b, a + h.offset, rtol=0, atol=1e-5)
     # Padding is invisible and a task without context points is marked as such.
-    alone, _ = sampler.mean(
-        task.xc[-1:, : task.xc.shape[1] // 2],
-        task.yc[-1:, : task.xc.shape[1] // 2],
-        task.mask_c[-1:, : task.xc.shape[1] // 2],
-    )
+    k = task.xc.shape[1] // 2
+    alone, probs_alone, _ = sampler.frame(task.xc[-1:, :k], task.yc[-1:, :k], task.mask_c[-1:, :k])
     torch.testing.assert_close(alone, centre[-1:], rtol=0, atol=1e-6)
-    _, none = sampler.mean(task.xc, task.yc, torch.zeros_like(task.mask_c))
+    torch.testing.assert_close(probs_alone, probs[-1:], rtol=0, atol=1e-6)
+    _, uniform, none = sampler.frame(task.xc, task.yc, torch.zeros_like(task.mask_c))
     assert not none.any()
+    torch.testing.assert_close(uniform, torch.full_like(uniform, 1 / len(point)))
 
 
-@pytest.mark.parametrize(("model", "dim"), [("conv", 1), ("transformer", 1), ("conv", 2)])
-def test_evaluation_mode_is_exactly_equivariant_at_strength_0(model, dim):
-    """The same draws for a task and its shifted copy: the orbit error is zero to float tolerance."""
-    net = _model(dim, 0.0, model)
-    task, tau = _task(dim), TAU[dim]
+EXACT = [
+    ("conv", "T", 1),
+    ("transformer", "T", 1),
+    ("conv", "T", 2),
+    ("conv", "T+flip", 1),
+    ("conv", "T+D4", 2),
+    ("conv", "T+C8", 2),
+]
+
+
+@pytest.mark.parametrize(("model", "group", "dim"), EXACT)
+def test_evaluation_mode_is_exactly_equivariant_at_strength_0(model, group, dim):
+    """The same draws for a task and its moved copy: the orbit error is zero to float tolerance, for
+    45-degree turns too, although the free model inside is far from equivariant."""
+    net = _model(dim, 0.0, model, group=group)
+    torch.manual_seed(7)
     with torch.no_grad():
-        pred = net.predict(task)
-        moved = net.predict(Task(task.xc + tau, task.yc, task.xt + tau, task.yt, task.mask_c))
+        # A free model that leans on absolute position: its fixed inputs (conv) or position embedding
+        # (transformer) made large.
+        leans = [net.base.fixed] if net.base.fixed is not None else [net.base.embed_c, net.base.embed_t]
+        for p in (p for module in leans for p in module.parameters()):
+            p.normal_(0.0, 1.5)
+    task = _task(dim)
+    moved = _moved(task, _element(group, dim, task.batch_size))
+    with torch.no_grad():
+        pred, pred_moved = net.predict(task), net.predict(moved)
+        free = (net.base.predict(task).mean - net.base.predict(moved).mean).abs().mean()
         # At strength 0.5 the strict component (the symmetrised share alone) is as equivariant.
-        half = _model(dim, 0.5, model)
-        strict = half.predict(task, fixed_inputs=False)
-        strict_moved = half.predict(
-            Task(task.xc + tau, task.yc, task.xt + tau, task.yt, task.mask_c), fixed_inputs=False
-        )
-    torch.testing.assert_close(moved.mean, pred.mean, rtol=0, atol=1e-4)
-    torch.testing.assert_close(moved.stddev, pred.stddev, rtol=0, atol=1e-4)
+        half = _model(dim, 0.5, model, group=group)
+        strict, strict_moved = half.predict(task, fixed_inputs=False), half.predict(moved, fixed_inputs=False)
+    assert free > 1e-2
+    torch.testing.assert_close(pred_moved.mean, pred.mean, rtol=0, atol=1e-4)
+    torch.testing.assert_close(pred_moved.stddev, pred.stddev, rtol=0, atol=1e-4)
     torch.testing.assert_close(strict_moved.mean, strict.mean, rtol=0, atol=1e-4)
     # Deterministic: a second call gives the same prediction.
     with torch.no_grad():
@@ -206,6 +254,18 @@ def test_it_trains(gibbs_tasks):
     assert after > before + 0.05, (before, after)
 
 
+def test_the_point_group_weights_learn():
+    """The loss reaches the point group's weights (kappa and the orientation weights) through the
+    mixture weights, and the shift noise through the positions."""
+    net = _model(2, 0.0, group="T+C4").train()
+    task = _task(2, b=2, nt=8)
+    (-net.loglik(task).mean()).backward()
+    assert net.sampler.kappa.grad is not None and net.sampler.kappa.grad.abs() > 0
+    assert net.sampler.raw_scale.grad is not None and net.sampler.raw_scale.grad.abs().sum() > 0
+    last = list(net.sampler.weights.parameters())[-2]  # the last layer's weights, both outputs
+    assert (last.grad.abs().sum(-1) > 0).all()
+
+
 def test_save_and_load_give_the_same_predictions(tmp_path):
     exp = Experiment(
         dataset="gibbs-1d",
@@ -226,15 +286,17 @@ def test_save_and_load_give_the_same_predictions(tmp_path):
     assert torch.equal(a.mean, b.mean) and torch.equal(a.stddev, b.stddev)
 
 
-@pytest.mark.parametrize(
-    ("dataset", "group", "words"),
-    [
-        ("gibbs-1d", "none", "nothing to relax"),
-        ("gibbs-1d", "T+flip", "shifts only"),
-        ("gp-2d", "T+C4", "shifts only"),
-    ],
-)
-def test_what_it_does_not_support_is_refused_clearly(dataset, group, words):
-    with pytest.raises(ValueError, match=words) as err:
-        Experiment(dataset=dataset, group=group, relaxation="symmetrisation")
-    assert "'T'" in str(err.value)
+@pytest.mark.parametrize("model", ["conv", "transformer", "deepsets"])
+def test_group_none_is_refused_clearly(model):
+    with pytest.raises(ValueError, match="nothing to relax") as err:
+        Experiment(model=model, group="none", relaxation="symmetrisation")
+    # It says what to choose instead: another group of the family, or another family.
+    assert "choose a group of" in str(err.value) or "use model 'conv'" in str(err.value)
+
+
+def test_every_group_of_a_family_goes():
+    for group in ("T", "T+flip"):
+        Experiment(dataset="gibbs-1d", group=group, relaxation="symmetrisation")
+    for group in ("T", "T+C4", "T+D4", "T+C8", "T+D8"):
+        Experiment(dataset="gp-2d", group=group, relaxation="symmetrisation")
+    Experiment(dataset="gp-2d", model="transformer", group="T", relaxation="symmetrisation")

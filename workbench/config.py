@@ -27,9 +27,9 @@ RELAXATIONS: dict[str, str] = {
     "reflection for T+C4/D4/C8/D8); strength = keep probability of the mixing (conv family only)",
     "residual-pathway": "equivariant + free CNN; the free part's weight decay is (1 - strength) / strength "
     "times the other's (conv family only)",
-    "symmetrisation": "probabilistic symmetrisation (Kim et al. 2023): the free model averaged over shifts "
-    "from a learned equivariant distribution; strength = weight of the unshifted free model (0: "
-    "equivariant in expectation, 1: the free model; group T only)",
+    "symmetrisation": "probabilistic symmetrisation (Kim et al. 2023): the free model averaged over group "
+    "elements from a learned equivariant distribution; strength = weight of the identity, the free model "
+    "as it is (0: equivariant in expectation, 1: the free model)",
 }
 
 #: Relaxations built for the conv family only (they change its CNN body).
@@ -170,15 +170,15 @@ class Experiment:
             raise ValueError(
                 "Experiment.relaxation = 'relaxed-conv' relaxes a group; group 'none' has nothing to relax"
             )
-        if self.relaxation == "symmetrisation" and self.group != "T":
-            why = (
-                "group 'none' has nothing to relax (its free model is what symmetrisation wraps)"
-                if group.is_trivial
-                else f"its sampler draws shifts only, not the reflections or rotations of {self.group!r} "
-                f"(use 'fixed-inputs' to relax {self.group!r})"
-            )
+        if self.relaxation == "symmetrisation" and group.is_trivial:
             raise ValueError(
-                f"Experiment.relaxation = 'symmetrisation' supports group 'T' only (1-D and 2-D); {why}"
+                "Experiment.relaxation = 'symmetrisation' symmetrises the free model towards a group; "
+                "group 'none' has nothing to relax (its free model is what symmetrisation wraps); "
+                + (
+                    f"choose a group of {self.model!r}: {', '.join(g for g in ok_groups if g != 'none')}"
+                    if len(ok_groups) > 1
+                    else f"model {self.model!r} has no other group; use model 'conv' or 'transformer'"
+                )
             )
         try:
             group.check_dim(dim)

@@ -1,14 +1,17 @@
-"""A free neural process made translation-equivariant in expectation by probabilistic symmetrisation.
+"""A free neural process made equivariant in expectation by probabilistic symmetrisation.
 
 Kim et al., "Learning Probabilistic Symmetrization for Architecture Agnostic Equivariance" (NeurIPS
 2023): average a free model f over group elements drawn from a small equivariant network,
 
     prediction(D)(x) = E_{g ~ p(.|D)} [ g . f(g^-1 . D)(g^-1 . x) ].
 
-For translations g is a shift and the outputs (scalars) do not transform, so each draw moves the
-context and the targets into the frame of g, asks the free model there, and the draws are averaged.
-With p(g | D + tau) = p(g - tau | D) (:class:`~workbench.nn.shift_sampler.ShiftSampler`) the average
-is exactly equivariant: the shifted task, brought into the shifted frame, is the same data.
+An element g is a shift with, for groups that have them, a rotation or reflection A of the point group
+(:class:`~workbench.nn.shift_sampler.ShiftSampler`); the outputs are scalars, which g leaves as they
+are, so each element moves the context and the targets into its frame, asks the free model there, and
+the results are averaged: over ``n`` noise draws of the shift, and over every element of the point group
+with the sampler's weights (enumerated, not sampled: a few elements, and exact). Because
+p(h g | h D) = p(g | D), the average is exactly equivariant: moved data, brought into the moved frame,
+are the same data.
 
 **Strength** s mixes a point mass at the identity into the learned distribution: with weight s the
 free model predicts as it is (no shift), with weight 1 - s it is symmetrised. s = 0 is equivariant in
@@ -26,10 +29,14 @@ weights). Training maximises the log-likelihood of that Gaussian.
 per task), ``n_predict`` draws in evaluation mode, from a generator seeded with :data:`PREDICT_SEED`
 at every call and shared by the tasks of a batch: predictions are deterministic, a task predicts the
 same in any batch, and, because a shifted context gets the same noise, evaluation-mode predictions are
-exactly equivariant (to float rounding), not only in expectation. They are settings of the model, not
+exactly equivariant (to float rounding), not only in expectation (to every element of the group,
+45-degree turns of T+C8 included: no grid is turned, only the data). They are settings of the model, not
 ``Experiment`` fields (they change cost and Monte-Carlo error, not the weights): set
 ``model.n_predict`` or pass ``forward(..., n_samples=, generator=)``. The draws on a GPU differ from
 those on a CPU.
+
+**Cost**: a draw is one pass of the free model per point-group element (1 for T, 2 for T+flip, 4 to
+16 for T+C4 ... T+D8), all in one batch of ``n * k * b`` tasks.
 
 **A task without context points** has no data to place a frame on; its frame is put at each target
 (g = x_t + noise), so every target gets the same prediction: the only consistent equivariant answer,
@@ -136,42 +143,49 @@ class SymmetrisedNP(NeuralProcess):
         shared = not self.training
         if generator is None and shared:
             generator = torch.Generator(device=xc.device).manual_seed(PREDICT_SEED)
-        shift, eps, has = self.sampler.sample(xc, yc, mask_c, n, generator=generator, shared=shared)
-        centre = self.box_centre.to(xc.dtype)
-        shift = shift - centre  # [n, b, dx]: g^-1 . x = x - shift puts m(D) at the box centre
-        noise = self.sampler.scale.to(xc.dtype) * eps  # [n, b or 1, dx]
+        centre, probs, has = self.sampler.frame(xc, yc, mask_c)  # [b, dx], [b, k], [b]
+        rows = 1 if shared else xc.shape[0]
+        eps = self.sampler.noise(n, rows, device=xc.device, dtype=xc.dtype, generator=generator)
+        noise = (self.sampler.scale.to(xc.dtype) * eps)[:, None, :, None]  # [n, 1, b or 1, 1, dx]
+        point = self.sampler.point.to(xc.dtype)  # [k, dx, dx]
         b, nc, dx = xc.shape
-        nt = xt.shape[1]
-        # No context: the frame sits at each target (plus the same noise), see the module docstring.
-        shift_t = torch.where(has[None, :, None, None], shift[:, :, None], xt + noise[:, :, None] - centre)
+        nt, k = xt.shape[1], point.shape[0]
+        # g^-1 . x = A^T (x - m) - sigma * eps, placed at the box centre, where the free model's fixed
+        # inputs live (any constant keeps the average equivariant). Rows are points: (x - m) @ A.
+        box_centre = self.box_centre.to(xc.dtype)
         zero = torch.zeros((), dtype=xc.dtype, device=xc.device)
-        xc_g = torch.where(mask_c[..., None], xc - shift[:, :, None], zero)  # [n, b, nc, dx]
-        xt_g = (xt - shift_t).expand(n, b, nt, dx)
-        # All draws in one pass of the free model, as a batch of n * b tasks.
+        rel_c = torch.einsum("bnd,kde->kbne", xc - centre[:, None], point)
+        xc_g = torch.where(mask_c[..., None], rel_c - noise + box_centre, zero)  # [n, k, b, nc, dx]
+        # No context: the frame sits at each target (x - m = 0), see the module docstring.
+        rel_t = torch.where(has[:, None, None], xt - centre[:, None], zero)
+        xt_g = torch.einsum("bnd,kde->kbne", rel_t, point) - noise + box_centre  # [n, k, b, nt, dx]
+        # All draws and point-group elements in one pass of the free model, as n * k * b tasks.
         pred = self.base(
-            xc_g.reshape(n * b, nc, dx),
-            yc.expand(n, *yc.shape).reshape(n * b, nc, -1),
-            xt_g.reshape(n * b, nt, dx),
-            mask_c.expand(n, b, nc).reshape(n * b, nc),
+            xc_g.reshape(n * k * b, nc, dx),
+            yc.expand(n * k, *yc.shape).reshape(n * k * b, nc, yc.shape[-1]),
+            xt_g.reshape(n * k * b, nt, dx),
+            mask_c.expand(n * k, b, nc).reshape(n * k * b, nc),
         )
-        means = pred.mean.reshape(n, b, nt, -1)
-        variances = pred.variance.reshape(n, b, nt, -1)
-        weights = torch.full((n,), (1.0 - s) / n, dtype=means.dtype, device=means.device)
+        dy = pred.mean.shape[-1]
+        means = pred.mean.reshape(n * k, b, nt, dy)
+        variances = pred.variance.reshape(n * k, b, nt, dy)
+        # Each draw has weight (1 - s) / n, shared among the point group by its weights.
+        weights = ((1.0 - s) / n * probs.T).expand(n, k, b).reshape(n * k, b)
         if s > 0.0:
             ident = self.base(xc, yc, xt, mask_c)
             means = torch.cat([means, ident.mean[None]])
             variances = torch.cat([variances, ident.variance[None]])
-            weights = torch.cat([weights, weights.new_full((1,), s)])
+            weights = torch.cat([weights, weights.new_full((1, b), s)])
         return moment_match(means, variances, weights)
 
 
 def moment_match(means: Tensor, variances: Tensor, weights: Tensor) -> Normal:
     """The Normal with the mean and variance of the mixture sum_k weights[k] N(means[k], variances[k]).
 
-    ``means``, ``variances`` ``[k, b, nt, dy]``, ``weights [k]`` (summing to 1) -> Normal ``[b, nt, dy]``:
-    mean of the means, variance = mean of the variances + variance of the means.
+    ``means``, ``variances`` ``[k, b, nt, dy]``, ``weights [k]`` or ``[k, b]`` (summing to 1 over k) ->
+    Normal ``[b, nt, dy]``: mean of the means, variance = mean of the variances + variance of the means.
     """
-    w = weights.view(-1, *([1] * (means.dim() - 1)))
+    w = weights.reshape(*weights.shape, *([1] * (means.dim() - weights.dim())))
     mean = (w * means).sum(0)
     # Spread about the mixture mean (not E[mu^2] - mean^2): no cancellation, never negative.
     var = (w * (variances + (means - mean) ** 2)).sum(0)

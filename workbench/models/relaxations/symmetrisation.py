@@ -1,11 +1,11 @@
-"""Probabilistic symmetrisation (Kim et al. 2023): a free model averaged over learned random shifts.
+"""Probabilistic symmetrisation (Kim et al. 2023): a free model averaged over learned random group elements.
 
 The family builds the trivial group's free model (a conv model with fixed inputs always on, a
 transformer with absolute positions; ``free_base``), and :meth:`Symmetrisation.wrap` puts it inside a
-:class:`~workbench.models.symmetrised.SymmetrisedNP` with a translation-equivariant shift sampler, so
-that the average over shifts is equivariant in expectation. Strength s is the weight of the identity
-(no shift) in the distribution of shifts: 0 = equivariant in expectation, 1 = the free model itself.
-Translations only (group ``T``, 1-D and 2-D); ``workbench.config`` refuses the other groups.
+:class:`~workbench.models.symmetrised.SymmetrisedNP` with an equivariant sampler of the group's
+elements (shifts, and the point group's rotations and reflections weighted by the context), so that
+the average is equivariant in expectation. Strength s is the weight of the identity in that
+distribution: 0 = equivariant in expectation, 1 = the free model itself. Every group but ``none``.
 """
 
 from __future__ import annotations
@@ -27,14 +27,10 @@ class Symmetrisation(Relaxation):
         self.n_train, self.n_predict = n_train, n_predict
 
     def wrap(self, model: nn.Module, parts: Parts) -> nn.Module:
-        """The free ``model`` averaged over shifts drawn by a new :class:`ShiftSampler`."""
-        if not parts.group.translations or parts.group.rotations != 1 or parts.group.reflections:
-            raise ValueError(
-                f"symmetrisation draws translations only; group {parts.group.name!r} is not supported "
-                "(use group 'T')"
-            )
-        dim_y = model.dim_y
-        sampler = ShiftSampler(parts.dim_x, dim_y)
+        """The free ``model`` averaged over the group's elements drawn by a new :class:`ShiftSampler`."""
+        if parts.group.is_trivial:
+            raise ValueError("symmetrisation needs a group to symmetrise towards; group 'none' has none")
+        sampler = ShiftSampler(parts.dim_x, model.dim_y, parts.group.point_matrices(parts.dim_x))
         return SymmetrisedNP(
             model, sampler, parts.box, parts.strength, n_train=self.n_train, n_predict=self.n_predict
         )
