@@ -10,8 +10,8 @@ An element g is a shift with, for groups that have them, a rotation or reflectio
 are, so each element moves the context and the targets into its frame, asks the free model there, and
 the results are averaged: over ``n`` noise draws of the shift, and over every element of the point group
 with the sampler's weights (enumerated, not sampled: a few elements, and exact). Because
-p(h g | h D) = p(g | D), the average is exactly equivariant: moved data, brought into the moved frame,
-are the same data.
+p(h g | h D) = p(g | D), the expectation is exactly equivariant (moved data, brought into the moved
+frame, are the same data) and a finite average is equivariant up to its Monte-Carlo error.
 
 **Strength** s mixes a point mass at the identity into the learned distribution: with weight s the
 free model predicts as it is (no shift), with weight 1 - s it is symmetrised. s = 0 is equivariant in
