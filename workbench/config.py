@@ -27,6 +27,12 @@ RELAXATIONS: dict[str, str] = {
     "reflection for T+C4/D4/C8/D8); strength = keep probability of the mixing (conv family only)",
     "residual-pathway": "equivariant + free CNN; the free part's weight decay is (1 - strength) / strength "
     "times the other's (conv family only)",
+    "augmentation": "data augmentation (Brehmer et al. 2024): the free model (as group 'none') trained on "
+    "tasks moved by random elements of the group; strength = probability a training task is moved (0: the "
+    "free model, 1: every task; evaluation is never moved); conv or transformer, any group but 'none'",
+    "symmetry-cloning": "the free model cloned from a strict teacher of the group (KL to its predictions), "
+    "then fine-tuned on the data held to the clone by (1 - strength) / strength x ||theta - theta_clone||^2 "
+    "(1: free fine-tuning, 0: held tightest); conv or transformer, any group but 'none'",
     "symmetrisation": "probabilistic symmetrisation (Kim et al. 2023): the free model averaged over group "
     "elements from a learned equivariant distribution; strength = weight of the identity, the free model "
     "as it is (0: equivariant in expectation, 1: the free model)",
@@ -169,6 +175,18 @@ class Experiment:
         if self.relaxation == "relaxed-conv" and group.is_trivial:
             raise ValueError(
                 "Experiment.relaxation = 'relaxed-conv' relaxes a group; group 'none' has nothing to relax"
+            )
+        if self.relaxation in ("augmentation", "symmetry-cloning") and group.is_trivial:
+            # The network is the free model either way: the group is what the data or the teacher bring.
+            others = [g for g in ok_groups if g != "none"]
+            fix = (
+                f"choose a group of {self.model!r}: {', '.join(others)}"
+                if others
+                else f"model {self.model!r} has no other group; use model 'conv' or 'transformer'"
+            )
+            raise ValueError(
+                f"Experiment.relaxation = {self.relaxation!r} trains the free model towards a group; "
+                f"group 'none' has none to give ({fix})"
             )
         if self.relaxation == "symmetrisation" and group.is_trivial:
             raise ValueError(

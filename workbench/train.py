@@ -12,7 +12,8 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import islice
+from functools import partial
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,9 @@ from workbench.checkpoint import CheckpointError, load_checkpoint, save_checkpoi
 from workbench.config import DEFAULT_LR, DEFAULT_SCHEDULE, SCHEDULES
 from workbench.data.prefetch import prefetch as prefetch_tasks
 from workbench.evaluate import mean_loglik
+from workbench.models import FAMILIES
 from workbench.models.base import NeuralProcess
+from workbench.models.relaxations import RELAXATIONS
 from workbench.task import Task
 
 Callback = Callable[[int, float], None]
@@ -294,6 +297,7 @@ def train(
     sync_every: int | None = None,
     amp: bool = False,
     compile: bool | str = False,
+    desc: str = "training",
 ) -> History:
     """Train ``model`` for ``steps`` more steps on ``tasks`` (an iterator, or a collection to cycle).
 
@@ -325,6 +329,13 @@ def train(
       float32 targets stays float32).
     - ``compile``: ``torch.compile`` the loss (``True``: the default backend, inductor; a string
       names another backend, e.g. ``"aot_eager"``). The first steps then include compiling.
+
+    The model's relaxation plug-in has two hooks here (both do nothing for most): before the first
+    step, ``relaxation.prepare`` (symmetry cloning's teacher and clone; the tasks it draws are trained
+    on again, in order, so a resume stays exact; its time counts in ``History.seconds``; the
+    ``model.relaxation_state`` it leaves is checkpointed), and on every training batch, never in
+    evaluation, ``relaxation.augment`` (data augmentation; it draws from torch's global generator,
+    which checkpoints keep). ``desc`` labels the progress bar.
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule = {schedule!r}; choose one of {', '.join(SCHEDULES)}")
@@ -342,6 +353,8 @@ def train(
         _restore(resume, state, model, opt)
         history = History.from_dict(state["history"])
         _restore_callbacks(resume, state.get("callbacks", []), stateful)
+        if state.get("relaxation_state"):  # e.g. the clone symmetry cloning holds the model to
+            model.relaxation_state = dict(state["relaxation_state"])
         sched = state.get("schedule") or {}
         if sched.get("name") == schedule and sched.get("lr") == lr:
             begin = int(sched["begin"])  # the same decay goes on
@@ -355,6 +368,11 @@ def train(
     begin = start if begin is None else begin
     length = max(start + steps - begin, 1)
     stream = _endless(tasks, skip=start if resume is not None else 0)
+    relaxation = getattr(model, "relaxation", None)
+    if relaxation is not None:
+        fit = partial(train, lr=lr, schedule=schedule, clip=clip, device=dev, progress=progress)
+        stream, spent = _prepare(relaxation, model, stream, steps, fit, lr, dev, progress)
+        history.seconds += spent
     depth = (2 if dev.type == "cuda" else 0) if prefetch is None else int(prefetch)
     if depth > 0:
         stream = prefetch_tasks(stream, depth=depth)
@@ -381,6 +399,7 @@ def train(
             rng=rng_now,
             schedule={"name": schedule, "lr": lr, "begin": begin, "length": length},
             callbacks=[cb.state_dict() for cb in stateful],
+            **_relaxation_state(model),
             **(checkpoint_extra or {}),
         )
         last_good = (step, path)
@@ -394,7 +413,7 @@ def train(
         set_rng_state(rng)
     model.train()
     task, ran_dry = None, False
-    bar = tqdm(total=steps, disable=not progress, desc="training", unit="step", leave=False)
+    bar = tqdm(total=steps, disable=not progress, desc=desc, unit="step", leave=False)
 
     def flush() -> None:
         """Read the unread losses (one host sync), record them and tell the callbacks, in step order."""
@@ -426,6 +445,8 @@ def train(
                 except StopIteration:
                     ran_dry = True
                     break
+                if relaxation is not None:
+                    task = relaxation.augment(model, task)  # data augmentation; unchanged for most
                 rate = _rate(schedule, lr, i, begin, length)
                 for group in opt.param_groups:
                     group["lr"] = rate
@@ -479,6 +500,60 @@ def train(
             last_good[1] if last_good else None,
         )
     return history
+
+
+def _prepare(
+    relaxation: Any,
+    model: NeuralProcess,
+    stream: Iterator[Task],
+    steps: int,
+    fit: Callable[..., History],
+    lr: float,
+    dev: torch.device,
+    progress: bool,
+) -> tuple[Iterator[Task], float]:
+    """Run ``relaxation.prepare`` on tasks borrowed from ``stream``; the stream with those tasks put
+    back in front (so the data phase sees the same tasks in the same order as without it, and a
+    resumed run, whose stream starts at its step, stays exact) and the seconds it took."""
+    seen: list[Task] = []
+
+    def borrowed() -> Iterator[Task]:
+        for task in stream:
+            seen.append(task)
+            yield task
+
+    t0 = time.perf_counter()
+    relaxation.prepare(
+        model, borrowed(), steps=steps, lr=lr, device=dev, progress=progress, fit=fit, build=twin
+    )
+    spent = time.perf_counter() - t0
+    return (chain(seen, stream) if seen else stream), spent
+
+
+def twin(model: NeuralProcess, relaxation: str) -> NeuralProcess:
+    """``model``'s experiment built with another relaxation, untrained, on the model's device.
+
+    For models that keep their experiment's ``parts`` (symmetry cloning's student: its teacher is
+    ``twin(student, "strict")``); a relaxation that builds a free model and wraps it is not offered.
+    """
+    parts = getattr(model, "parts", None)
+    plug = RELAXATIONS.get(relaxation)
+    if parts is None or plug is None or plug.free_base:
+        raise ValueError(
+            f"cannot build a {relaxation!r} twin of {type(model).__name__}: it needs a model that keeps "
+            "its experiment's parts and a relaxation that builds its own network (e.g. 'strict')"
+        )
+    other = FAMILIES[parts.family](parts, model.dim_y, plug)
+    other = plug.wrap(other, parts)
+    other.relaxation = plug
+    other.dim_x, other.dim_y = model.dim_x, model.dim_y
+    return other.to(next(model.parameters()).device)
+
+
+def _relaxation_state(model: NeuralProcess) -> dict[str, Any]:
+    """What a checkpoint keeps of ``relaxation.prepare`` (nothing for most relaxations)."""
+    state = getattr(model, "relaxation_state", None)
+    return {"relaxation_state": state} if state else {}
 
 
 def _final_checkpoint(

@@ -9,6 +9,7 @@ what it goes with are in ``workbench.config``).
 
 from __future__ import annotations
 
+from workbench.models.relaxations.augmentation import Augmentation
 from workbench.models.relaxations.base import Parts, Relaxation
 from workbench.models.relaxations.fixed_inputs import FixedInputsRelaxation
 from workbench.models.relaxations.free import Free
@@ -16,6 +17,7 @@ from workbench.models.relaxations.relaxed_conv import RelaxedConv
 from workbench.models.relaxations.residual_pathway import ResidualPathway
 from workbench.models.relaxations.strict import Strict
 from workbench.models.relaxations.symmetrisation import Symmetrisation
+from workbench.models.relaxations.symmetry_cloning import SymmetryCloning
 
 #: ``Experiment.relaxation`` -> the plug-in (``Free`` is what a model of the trivial group gets).
 RELAXATIONS: dict[str, Relaxation] = {
@@ -23,6 +25,8 @@ RELAXATIONS: dict[str, Relaxation] = {
     "fixed-inputs": FixedInputsRelaxation(),
     "relaxed-conv": RelaxedConv(),
     "residual-pathway": ResidualPathway(),
+    "augmentation": Augmentation(),
+    "symmetry-cloning": SymmetryCloning(),
     "symmetrisation": Symmetrisation(),
 }
 FREE = Free()

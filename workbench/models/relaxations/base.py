@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -10,7 +11,7 @@ from torch import Tensor, nn
 from workbench.groups import Group
 from workbench.models.bodies import BODIES, BodySpec
 from workbench.nn.fixed_inputs import FixedInputs
-from workbench.task import Box
+from workbench.task import Box, Task
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,38 @@ class Relaxation:
     def wrap(self, model: nn.Module, parts: Parts) -> nn.Module:
         """The model ``build_model`` returns, given the one the family built (by default that one)."""
         return model
+
+    def augment(self, model: nn.Module, task: Task, generator: torch.Generator | None = None) -> Task:
+        """A training batch as the model trains on it (augmentation moves it by the group); unchanged here.
+
+        ``workbench.train.train`` calls it on every training batch (after ``Task.for_model``), never in
+        evaluation; ``generator`` None draws from torch's global generator, which checkpoints keep.
+        """
+        return task
+
+    def prepare(
+        self,
+        model: nn.Module,
+        tasks: Iterator[Task],
+        *,
+        steps: int,
+        lr: float,
+        device: torch.device,
+        progress: bool,
+        fit: Callable[..., object],
+        build: Callable[[nn.Module, str], nn.Module],
+    ) -> None:
+        """Work before the training on data (symmetry cloning: teacher and clone); nothing here.
+
+        ``train`` calls it once per call, before its first step, with ``steps`` = the steps asked for and
+        the training stream: the tasks it draws are trained on again afterwards, in order. What the
+        training then needs (the clone's weights) goes in ``model.relaxation_state``, a dict of tensors
+        that checkpoints keep; a model that has it is prepared already (a resumed or continued run).
+        ``fit(other, tasks, steps, desc=...)`` trains another model as ``train`` does (this run's rate,
+        device and progress); ``build(model, relaxation)`` is the model's experiment built with another
+        relaxation, untrained (given here because the models package cannot import the factory or
+        ``train`` without an import cycle).
+        """
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
