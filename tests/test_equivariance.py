@@ -65,6 +65,17 @@ def test_relaxed_conv_off_is_a_plain_equivariant_conv(gibbs, gibbs_tasks):
     assert orbit_error(m, gibbs_tasks, t, gibbs.box, shift=1.5) > 100 * max(off, 1e-7)
 
 
+def test_relaxed_conv_with_flips_keeps_the_reflection_in_its_strict_component(gibbs, gibbs_tasks):
+    # Its banks are mirror-symmetric kernels: with the mixing off, the T+flip body is one symmetric
+    # convolution per layer (plain banks once left it about 1e-4 off even untrained).
+    m = _model(gibbs, "conv", "T+flip", "relaxed-conv", strength=1.0)
+    train(m, gibbs.batches(8, seed=4), 10, progress=False)
+    flip = get_group("T+flip")
+    off = orbit_error(m, gibbs_tasks, flip, gibbs.box, fixed_inputs=False)
+    assert off < 1e-5
+    assert orbit_error(m, gibbs_tasks, flip, gibbs.box) > 100 * max(off, 1e-7)
+
+
 @pytest.mark.parametrize("kw", [dict(n_fixed=0), dict(strength=0.0)])
 def test_no_channels_or_zero_strength_is_strict_even_after_training(gibbs, gibbs_tasks, kw):
     m = _model(gibbs, "conv", "T", "fixed-inputs", **kw)

@@ -16,7 +16,9 @@ from workbench.nn.cnn import GridConv, from_nchw, layer_dilations, to_nchw
 
 
 class RelaxedConvBody(nn.Module):
-    """``depth`` relaxed convolutions with ReLU: ``[b, n.., c_in] -> [b, n.., channels]``."""
+    """``depth`` relaxed convolutions with ReLU: ``[b, n.., c_in] -> [b, n.., channels]``.
+
+    ``symmetric``: mirror-symmetric banks (1-D), so that equal mixing is reflection-equivariant (T+flip)."""
 
     def __init__(
         self,
@@ -27,6 +29,7 @@ class RelaxedConvBody(nn.Module):
         kernel: int,
         banks: int = 3,
         dilations: tuple[int, ...] | None = None,
+        symmetric: bool = False,
     ) -> None:
         super().__init__()
         self.dim, self.banks, self.channels = dim, banks, channels
@@ -37,7 +40,7 @@ class RelaxedConvBody(nn.Module):
         self._register_load_state_dict_pre_hook(_drop_old_mixer)
         dilations = layer_dilations(dilations, depth)
         self.convs = nn.ModuleList(
-            GridConv(dim, c_in if i == 0 else channels, banks * channels, kernel, dilation=dilations[i])
+            GridConv(dim, c_in if i == 0 else channels, banks * channels, kernel, symmetric, dilations[i])
             for i in range(depth)
         )
 

@@ -5,8 +5,8 @@ On translation bodies (T, T+flip) the weights depend on position (:mod:`workbenc
 on group-conv bodies (T+C4, T+D4, T+C8, T+D8) on position and the output's group element,
 ``w_l(x, g) = 1/L + t_{l,g}(x)`` (:mod:`workbench.nn.relaxed_groupconv`). The strength is the
 fixed inputs' keep probability, dropout p = 1 - strength: at strength 0 ``t = 0`` always and every
-layer is one convolution with the mean of its banks, exactly equivariant to the group (T+flip
-excepted: its banks are plain, not mirror-symmetric, kernels); at strength 1 no task is dropped.
+layer is one convolution with the mean of its banks, exactly equivariant to the group (for T+flip
+the banks are mirror-symmetric kernels); at strength 1 no task is dropped.
 """
 
 from __future__ import annotations
@@ -43,8 +43,11 @@ class RelaxedConv(Relaxation):
 
     def body(self, parts: Parts, fixed: FixedInputs | None) -> nn.Module:
         """Relaxed group convolutions for rotation groups; else relaxed convolutions on the translation
-        grid (the point symmetry of T+flip is not kept)."""
+        grid (with mirror-symmetric banks for T+flip)."""
         w = parts.width
         if _on_group_body(parts):
             return RelaxedGroupConvBody(w, w, parts.depth, parts.kernel, GroupSpec.of(parts.group), BANKS)
-        return RelaxedConvBody(parts.dim_x, w, w, parts.depth, parts.kernel, BANKS, parts.dilations)
+        symmetric = parts.group.enforced_by == "symmetric-conv"
+        return RelaxedConvBody(
+            parts.dim_x, w, w, parts.depth, parts.kernel, BANKS, parts.dilations, symmetric=symmetric
+        )
