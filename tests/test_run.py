@@ -237,3 +237,8 @@ def test_only_strict_models_are_charged_the_symmetry_headroom():
     assert is_strict(base.replace(strength=0.0))  # dropout p = 1: the fixed inputs never act
     assert is_strict(base.replace(n_fixed=0))
     assert not is_strict(base.replace(group="none"))
+    # Free networks at every strength: nothing strict to charge the headroom to.
+    for relaxation in ("augmentation", "symmetry-cloning"):
+        assert not is_strict(base.replace(relaxation=relaxation, strength=0.0))
+    # Symmetrisation at strength 0 is equivariant (the free model averaged over the group).
+    assert is_strict(base.replace(relaxation="symmetrisation", strength=0.0))

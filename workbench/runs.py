@@ -25,6 +25,7 @@ from workbench.data.registry import make_dataset
 from workbench.evaluate import delta_equiv, mean_loglik, oracle_loglik, orbit_error
 from workbench.models import build_model
 from workbench.models.base import NeuralProcess
+from workbench.models.relaxations import RELAXATIONS
 from workbench.task import Box, Task
 from workbench.train import Callback, History, KeepBest, resolve_device, train
 
@@ -552,9 +553,12 @@ def checkpoint_experiment(path: str | Path) -> dict[str, Any]:
 def is_strict(experiment: Experiment) -> bool:
     """Whether the run's model is strictly translation-equivariant (charged the symmetry headroom).
 
-    A relaxation at strength 0 (or with no fixed-input channels) is the strict model itself.
+    A relaxation at strength 0 (or with no fixed-input channels) is the strict model itself, except
+    those whose network is free at every strength (augmentation, symmetry cloning).
     """
     exp = experiment
+    if exp.relaxation in RELAXATIONS and RELAXATIONS[exp.relaxation].never_strict:
+        return False
     relaxed = exp.relaxation != "strict" and exp.strength > 0 and exp.n_fixed > 0
     return not exp.symmetry.is_trivial and not relaxed
 

@@ -127,6 +127,7 @@ class Augmentation(Relaxation):
 
     name = "augmentation"
     free_base = True
+    never_strict = True
 
     def wrap(self, model: nn.Module, parts: Parts) -> nn.Module:
         """The free model as built, keeping the experiment's ``parts`` (group, box, strength) to draw from."""

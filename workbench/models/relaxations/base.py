@@ -64,6 +64,9 @@ class Relaxation:
     #: Whether ``build_model`` has the family build the trivial group's free model for this
     #: relaxation (which then restores the symmetry in :meth:`wrap`, e.g. probabilistic symmetrisation).
     free_base: bool = False
+    #: Whether the model stays free of the group at every strength (no strict component to charge the
+    #: symmetry headroom to: augmentation, symmetry cloning).
+    never_strict: bool = False
 
     def wrap(self, model: nn.Module, parts: Parts) -> nn.Module:
         """The model ``build_model`` returns, given the one the family built (by default that one)."""

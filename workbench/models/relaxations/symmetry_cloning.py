@@ -117,6 +117,7 @@ class SymmetryCloning(Relaxation):
 
     name = "symmetry-cloning"
     free_base = True
+    never_strict = True
 
     def wrap(self, model: nn.Module, parts: Parts) -> nn.Module:
         """The free model as built; it keeps the experiment's ``parts`` (group, sizes, strength)."""
