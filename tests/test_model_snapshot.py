@@ -5,6 +5,8 @@ recorded table ``tests/model_snapshot.json``.
 One intended change since the table was first recorded: a relaxed-conv model no longer holds its
 mixing weights twice (``fixed.*`` and ``body.mixer.*``), so its keys lost ``body.mixer.*``; runs saved
 with them still load (:func:`test_a_relaxed_conv_checkpoint_with_the_old_keys_still_loads`).
+A second: the T+flip relaxed-conv model's banks became mirror-symmetric kernels (its strict component
+was not reflection-equivariant), so its predictions changed; its keys and parameter count did not.
 
 Regenerate the table only for an intended change of a model:
 ``python tests/test_model_snapshot.py --write``.
