@@ -84,10 +84,25 @@ def _field_help(f: Field) -> str:
     return "; ".join(parts).replace("%", "%%")
 
 
+class _Help(argparse.HelpFormatter):
+    """argparse's help, but never wrapped inside a hyphenated name ("fixed-inputs", not "fixed- inputs")."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        import textwrap
+
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="workbench", description="Approximately equivariant neural processes")
+    p = argparse.ArgumentParser(
+        prog="workbench", description="Approximately equivariant neural processes", formatter_class=_Help
+    )
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="train and evaluate one experiment, print its metrics, save the run")
+    r = sub.add_parser(
+        "run",
+        help="train and evaluate one experiment, print its metrics, save the run",
+        formatter_class=_Help,
+    )
     _experiment_args(r)
     r.add_argument("--out", default=None, help="folder to save the run in (checked before training)")
     r.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
@@ -117,6 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list datasets, models, groups and relaxations")
     sw = sub.add_parser(
         "sweep",
+        formatter_class=_Help,
         help="run every combination of some settings; metrics as one netCDF file",
         description="Independent runs over a grid, e.g. --vary group=T,none --vary strength=0,0.5,1; "
         "the other experiment options set the fixed part.",
@@ -146,6 +162,7 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--no-progress", action="store_true", help="no progress bar")
     nb = sub.add_parser(
         "notebook",
+        formatter_class=_Help,
         help="run notebooks/NN_*.ipynb under papermill with parameters",
         description="Run a notebook of the repository's notebooks/ folder under papermill.",
     )
