@@ -25,7 +25,7 @@ from workbench.checkpoint import CheckpointError, load_checkpoint, save_checkpoi
 from workbench.config import DEFAULT_LR, DEFAULT_SCHEDULE, SCHEDULES
 from workbench.data.prefetch import prefetch as prefetch_tasks
 from workbench.evaluate import mean_loglik
-from workbench.models import FAMILIES
+from workbench.models import assemble
 from workbench.models.base import NeuralProcess
 from workbench.models.relaxations import RELAXATIONS
 from workbench.task import Task
@@ -543,11 +543,7 @@ def twin(model: NeuralProcess, relaxation: str) -> NeuralProcess:
             f"cannot build a {relaxation!r} twin of {type(model).__name__}: it needs a model that keeps "
             "its experiment's parts and a relaxation that builds its own network (e.g. 'strict')"
         )
-    other = FAMILIES[parts.family](parts, model.dim_y, plug)
-    other = plug.wrap(other, parts)
-    other.relaxation = plug
-    other.dim_x, other.dim_y = model.dim_x, model.dim_y
-    return other.to(next(model.parameters()).device)
+    return assemble(parts, model.dim_y, plug).to(next(model.parameters()).device)
 
 
 def _relaxation_state(model: NeuralProcess) -> dict[str, Any]:

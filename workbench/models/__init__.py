@@ -30,7 +30,7 @@ CONV_2D = dict(points_per_unit=4, kernel=5, width=16, depth=4)
 #: Kernel size of the 1-D conv bodies.
 KERNEL_1D = 9
 
-__all__ = ["FAMILIES", "ConvCNP", "DeepSetsCNP", "NeuralProcess", "TransformerNP", "build_model"]
+__all__ = ["FAMILIES", "ConvCNP", "DeepSetsCNP", "NeuralProcess", "TransformerNP", "assemble", "build_model"]
 
 
 def build_model(exp: Experiment, dim_x: int, dim_y: int, box: Box) -> NeuralProcess:
@@ -47,11 +47,16 @@ def build_model(exp: Experiment, dim_x: int, dim_y: int, box: Box) -> NeuralProc
     parts = Parts(
         exp.model, group, dim_x, box, width, depth, kernel, dilations, float(exp.strength), exp.n_fixed
     )
-    relaxation = relaxation_for(exp.relaxation, group.is_trivial)
+    return assemble(parts, dim_y, relaxation_for(exp.relaxation, group.is_trivial))
+
+
+def assemble(parts: Parts, dim_y: int, relaxation: Relaxation) -> NeuralProcess:
+    """The family's model of ``parts`` around ``relaxation`` (wrapped by it last), untrained."""
+    dim_x = parts.dim_x
     # A relaxation that restores the symmetry around a free model (probabilistic symmetrisation)
     # has the family build the trivial group's model, which its ``wrap`` then puts inside its own.
     built = (FREE, replace(parts, group=get_group("none"))) if relaxation.free_base else (relaxation, parts)
-    model = FAMILIES[exp.model](built[1], dim_y, built[0])
+    model = FAMILIES[parts.family](built[1], dim_y, built[0])
     model.relaxation = built[0]
     # Every family knows its dimensions, so a task of other dimensions is refused clearly (Task.for_model).
     model.dim_x, model.dim_y = dim_x, dim_y
