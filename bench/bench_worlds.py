@@ -100,8 +100,13 @@ def _train_job(
     n_val: int,
     grid: str | None = None,
     cpu_budget: float | None = None,
+    spec: dict[str, Any] | None = None,
+    orbit_group: str | None = None,
 ) -> dict[str, Any]:
     """Train one model (one thread) and score it per task on the shared test tasks.
+
+    ``spec``: the Experiment fields of the model (default ``MODELS[model_name]``); ``orbit_group``:
+    also measure the orbit error to this group (``evaluate.orbit_error`` on 8 test batches).
 
     ``grid``: the ConvCNP's grid placement (``"context"``, ``"context:SPAN"`` or ``"all"``; None:
     the default).
@@ -117,7 +122,8 @@ def _train_job(
     torch.set_num_threads(1)
     sampler = make_dataset(name)
     test = sampler.test_set(n_test, batch_size=BATCH, seed=TEST_SEED)
-    exp = Experiment(dataset=name, steps=steps, seed=seed, batch_size=BATCH, **MODELS[model_name])
+    spec = MODELS[model_name] if spec is None else spec
+    exp = Experiment(dataset=name, steps=steps, seed=seed, batch_size=BATCH, **spec)
     if cpu_budget is not None:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from pool import steps_in_budget
@@ -167,6 +173,12 @@ def _train_job(
     row["loglik_per_task"] = per_task.tolist()
     row["loglik"] = float(per_task.mean())
     row["delta_equiv"] = delta_equiv(model, test)
+    row["step_cpu_ms"] = 1e3 * row["train_cpu_seconds"] / max(row["steps"], 1)
+    if orbit_group is not None:
+        from workbench.evaluate import orbit_error
+        from workbench.groups import get_group
+
+        row["orbit_error"] = orbit_error(model, test[:8], get_group(orbit_group), sampler.box)
     return row
 
 

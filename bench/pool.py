@@ -26,16 +26,7 @@ def pool_map(module: str, fn: str, jobs: list[tuple], workers: int) -> list:
 
 
 def steps_in_budget(exp, sampler, budget: float) -> int:
-    """How many training steps of ``exp`` fit in ``budget`` CPU-seconds of this process (a throw-away
-    model, 30 steps timed after 5 of warm-up), so that a schedule's cosine ends at the budget."""
-    import time
+    """How many training steps of ``exp`` fit in ``budget`` CPU-seconds (``workbench.budget``)."""
+    from workbench.budget import steps_in_budget as fit
 
-    from workbench.models import build_model
-    from workbench.train import train
-
-    task = next(sampler.batches(exp.batch_size, seed=10**6))
-    model = build_model(exp, task.dim_x, task.dim_y, sampler.box)
-    train(model, sampler.batches(exp.batch_size, seed=10**6), 5, lr=exp.lr, device="cpu", progress=False)
-    t0 = time.process_time()
-    train(model, sampler.batches(exp.batch_size, seed=10**6 + 1), 30, lr=exp.lr, device="cpu", progress=False)
-    return max(int(budget * 30 / (time.process_time() - t0)), 10)
+    return fit(exp, sampler, budget)

@@ -132,6 +132,10 @@ class Experiment:
     #: > 0: score the dataset's validation split every this many steps and keep the best weights
     #: (early stopping; real datasets with few independent tasks, e.g. Colorado, overfit). 0: off.
     validate_every: int = 0
+    #: > 0: train on a fixed pool of this many tasks (a multiple of ``batch_size``), in epochs, each
+    #: in a new random order: the finite training sets of a data-scaling study. 0: a fresh task every
+    #: time (endless data).
+    train_pool: int = 0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -216,6 +220,7 @@ class Experiment:
             ("test_tasks", 1, MAX_TEST_TASKS),
             ("seed", 0, None),
             ("validate_every", 0, None),
+            ("train_pool", 0, None),
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or _is_bool(value) or value < lo:
@@ -226,6 +231,12 @@ class Experiment:
                 raise ValueError(
                     f"Experiment.{name} = {value!r} is too large: at most {hi} (an integer in [{lo}, {hi}])"
                 )
+        if self.train_pool and self.train_pool % self.batch_size:
+            raise ValueError(
+                f"Experiment.train_pool = {self.train_pool} must be 0 (fresh tasks) or a multiple of "
+                f"batch_size = {self.batch_size} (the pool is kept as whole batches), e.g. "
+                f"{max(self.train_pool // self.batch_size, 1) * self.batch_size}"
+            )
         for name in ("width", "depth"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or _is_bool(value) or value < 1):

@@ -20,7 +20,7 @@ import torch
 
 from workbench.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from workbench.config import Experiment
-from workbench.data.base import Sampler
+from workbench.data.base import Sampler, pool_batches
 from workbench.data.registry import make_dataset
 from workbench.evaluate import delta_equiv, mean_loglik, oracle_loglik, orbit_error
 from workbench.models import build_model
@@ -219,6 +219,9 @@ def dataset_digest(dataset: Any) -> str | None:
 def experiment_record(exp: Experiment) -> dict[str, Any]:
     """The experiment's full content as JSON: files as absolute paths, an in-memory field by its hash."""
     record = {f.name: getattr(exp, f.name) for f in fields(exp)}
+    if not record["train_pool"]:
+        # Added after runs were saved: at its default it is left out, so their hashes and resumes hold.
+        del record["train_pool"]
     if isinstance(exp.dataset, str):
         record["dataset"] = _absolute_dataset(exp.dataset)
     else:
@@ -446,7 +449,11 @@ def run(
     if train_tasks is None or test_tasks is None:
         sampler = make_dataset(exp.dataset)
     if train_tasks is None:
-        train_tasks = sampler.batches(exp.batch_size, seed=exp.seed, start=start)
+        train_tasks = (
+            pool_batches(sampler, exp.batch_size, exp.train_pool, seed=exp.seed, start=start)
+            if exp.train_pool
+            else sampler.batches(exp.batch_size, seed=exp.seed, start=start)
+        )
     if test_tasks is None:
         test_tasks = sampler.test_set(exp.test_tasks, batch_size=16)
     test_tasks = list(test_tasks)

@@ -42,6 +42,7 @@ __all__ = [
     "describe",
     "interp_grid",
     "open_netcdf",
+    "pool_batches",
     "split_points",
     "unreadable",
 ]
@@ -181,6 +182,34 @@ class Draw:
     xt: np.ndarray
     yt: np.ndarray
     unit: int = -1
+
+
+def pool_batches(
+    sampler: Sampler, batch_size: int, n_tasks: int, seed: int, start: int = 0
+) -> Iterator[Task]:
+    """Endless batches from a fixed pool of ``n_tasks`` training tasks, epoch after epoch.
+
+    The pool is batches ``0 .. n_tasks / batch_size - 1`` of ``sampler.batches(batch_size, seed)``;
+    each epoch visits all of them in its own random order (seeded by ``(seed, epoch)``), so batch
+    ``start`` of the stream is known without replaying the ones before it (exact resume). A finite
+    training set, for studies of how a model learns as data grow.
+    """
+    if n_tasks < batch_size or n_tasks % batch_size:
+        raise ValueError(f"n_tasks = {n_tasks} must be a positive multiple of batch_size = {batch_size}")
+    n = n_tasks // batch_size
+    kept: dict[int, Task] = {}
+    order: tuple[int, np.ndarray] = (-1, np.arange(n))
+    k = start
+    while True:
+        epoch, i = divmod(k, n)
+        if order[0] != epoch:
+            rng = np.random.default_rng(np.random.SeedSequence([seed, epoch, 0x9E37]))
+            order = (epoch, rng.permutation(n))
+        j = int(order[1][i])
+        if j not in kept:
+            kept[j] = next(sampler.batches(batch_size, seed=seed, start=j))
+        yield kept[j]
+        k += 1
 
 
 def collate(draws: Sequence[Draw]) -> Task:
