@@ -39,7 +39,8 @@ FIELD_HELP: dict[str, str] = {
     "depth": "layers of the model body (None: the family's default)",
     "test_tasks": "fixed test tasks for the metrics",
     "validate_every": "> 0: score the validation split every N steps and keep the best weights",
-    "train_pool": "> 0: train in epochs over a fixed pool of N tasks (a multiple of batch_size); 0: fresh tasks",
+    "train_pool": "> 0: train in epochs over a fixed pool of N tasks (a multiple of batch_size); "
+    "0: fresh tasks",
 }
 
 

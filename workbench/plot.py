@@ -387,3 +387,81 @@ def gap_split(
     )
     ax.set_title(title or default, fontsize=11)
     return fig
+
+
+#: Colours of the scaling study's methods (others get the matplotlib cycle).
+METHOD_COLOURS = {
+    "none": "#7a7a7a",
+    "none+augmentation": "#e09f3e",
+    "strict": "#bc4b51",
+    "fixed-inputs": "#2a6f97",
+    "residual-pathway": "#6a994e",
+}
+
+
+def _scaling_panel(ax: Any, ds: xr.Dataset, dim: str, ceilings: dict[str, float] | None, fits: Any) -> None:
+    mean, n = ds["loglik"].mean("seed"), ds["loglik"].notnull().sum("seed")
+    se = (ds["loglik"].std("seed", ddof=1) / np.sqrt(n)).where(n > 1).fillna(0.0)
+    x = ds[dim].values.astype(float)
+    for m in ds["method"].values:
+        colour = METHOD_COLOURS.get(str(m))
+        y, e = mean.sel({"method": m}).values, se.sel({"method": m}).values
+        line = ax.errorbar(x, y, yerr=e, marker="o", ms=5, capsize=3, lw=1.6, color=colour, label=str(m))
+        if fits is not None and bool(fits["holds"].sel({"method": m})):
+            f = fits.sel({"method": m})
+            xs = np.geomspace(x.min(), x.max(), 100)
+            ax.plot(
+                xs,
+                float(f["c"]) - float(f["a"]) * xs ** (-float(f["b"])),
+                ls="--",
+                lw=1,
+                color=line[0].get_color(),
+            )
+    if ceilings:
+        for key, label, ls in (
+            ("oracle_loglik", "A oracle", "-"),
+            ("equivariant_loglik", "D best strict", ":"),
+        ):
+            if key in ceilings:
+                ax.axhline(
+                    ceilings[key], color="k", ls=ls, lw=1, alpha=0.7, label=f"{label} {ceilings[key]:.2f}"
+                )
+    ax.set_xscale("log", base=2 if dim == "n_tasks" else 10)
+    units = ds[dim].attrs.get("units", "")
+    ax.set_xlabel(f"{ds[dim].attrs.get('long_name', dim)} [{units}]")
+    ax.set_ylabel("test log-likelihood [nats/target]")
+    ax.grid(alpha=0.3, which="both")
+
+
+def scaling(
+    data: xr.Dataset | None = None,
+    compute: xr.Dataset | None = None,
+    *,
+    ceilings: dict[str, float] | None = None,
+    fits: bool = True,
+    title: str | None = None,
+) -> Figure:
+    """Test log-likelihood against training-set size (left) and compute (right), one line per method.
+
+    ``data`` / ``compute``: :func:`workbench.scaling.data_scaling` / ``compute_scaling`` results
+    (either may be None). Points are means over seeds with standard errors; dashed lines are the
+    power laws of :func:`workbench.scaling.power_laws` where they hold; ``ceilings`` (A, D) are drawn.
+    """
+    from workbench.scaling import power_laws
+
+    panels = [(ds, dim) for ds, dim in ((data, "n_tasks"), (compute, "budget")) if ds is not None]
+    if not panels:
+        raise ValueError("give data= (data_scaling) or compute= (compute_scaling), or both")
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(6.2 * len(panels), 4.6), layout="constrained", squeeze=False
+    )
+    for ax, (ds, dim) in zip(axes[0], panels, strict=True):
+        _scaling_panel(ax, ds, dim, ceilings, power_laws(ds, dim) if fits else None)
+        what = "training-set size" if dim == "n_tasks" else "compute"
+        ax.set_title(f"{ds.attrs.get('dataset', '')}: against {what}", fontsize=11)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    ncol = min(len(labels), 7)
+    fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize=8, frameon=False)
+    seeds = panels[0][0].sizes.get("seed", 1)
+    fig.suptitle(title or f"Does equivariance matter at scale? (mean ± s.e. over {seeds} seeds)", fontsize=12)
+    return fig
