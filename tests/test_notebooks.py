@@ -58,6 +58,7 @@ EXPECTED = {
         "orbit_error_strict",
     },
     "05_relaxation_sweep": {"loglik", "loglik_strict", "orbit_error_strict", "results_path", "results_dims"},
+    "06_does_equivariance_matter_at_scale": {"loglik", "answers", "ceilings", "power_laws", "seeds"},
 }
 STRICT = 1e-4  # an exactly equivariant model: float rounding only
 
@@ -66,7 +67,11 @@ def _execute(path: Path, tmp_path: Path, **parameters) -> dict:
     """Run a notebook with fast parameters (plus those it declares: run_dir, results_path); its metrics."""
     declared = pm.inspect_notebook(str(path))
     given = {"fast": True, "metrics_path": str(tmp_path / "metrics.json")}
-    optional = {"run_dir": str(tmp_path / "runs"), "results_path": str(tmp_path / "results.nc")}
+    optional = {
+        "run_dir": str(tmp_path / "runs"),
+        "results_path": str(tmp_path / "results.nc"),
+        "results_dir": str(tmp_path / "study"),
+    }
     given.update({k: v for k, v in optional.items() if k in declared})
     given.update(parameters)
     pm.execute_notebook(
@@ -192,12 +197,40 @@ def _check_05(m: dict, tmp_path: Path) -> None:
     assert c["oracle_loglik"] >= c["gaussian_loglik"] - 1e-9 >= c["equivariant_loglik"] + 0.1
 
 
+def _check_06(m: dict, tmp_path: Path) -> None:
+    p = m["parameters"]
+    assert p["datasets"] == ["mountain-1d", "colorado-temperature"] and m["seeds"] == 2
+    for d in p["datasets"]:
+        for axis, dim, values in (("data", "n_tasks", p["sizes"]), ("compute", "budget", p["budgets"])):
+            with xr.open_dataset(Path(p["results_dir"]) / f"{d}_{axis}.nc") as ds:
+                assert ds["loglik"].dims == ("method", dim, "seed")
+                assert list(ds["method"].values) == p["methods"]
+                assert np.allclose(ds[dim].values, values)
+                assert np.isfinite(ds["loglik"].values).all() and ds["loglik"].attrs["units"] == "nats/target"
+                if axis == "data":
+                    # The recorded answer is the paired difference of these very runs.
+                    per_task = ds["loglik_per_task"]
+                    diff = per_task.sel({"method": "strict"}) - per_task.sel({"method": "none"})
+                    diff = diff.mean(["task", "seed"])
+                    got = [m["answers"][d]["data_efficiency"][str(n)] for n in p["sizes"]]
+                    assert np.allclose(got, diff.values, atol=1e-9)
+        winners = m["answers"][d]["winners_compute"]
+        assert [w["budget"] for w in winners] == p["budgets"]
+        assert all(w["best"] in p["methods"] and w["best"] != w["runner_up"] for w in winners)
+    # The synthetic world has its ceilings (A >= B >= D, with headroom); Colorado none.
+    c = m["ceilings"]["mountain-1d"]
+    assert c["oracle_loglik"] >= c["gaussian_loglik"] - 1e-9 >= c["equivariant_loglik"] + 0.1
+    assert m["ceilings"]["colorado-temperature"] is None
+    assert set(m["power_laws"]) == {f"{d} / {x}" for d in p["datasets"] for x in ("n_tasks", "budget")}
+
+
 CHECKS = {
     "01_symmetry_and_equivariance": _check_01,
     "02_breaking_symmetry_1d": _check_02,
     "03_mountains_colorado": _check_03,
     "04_rotations_and_reflections": _check_04,
     "05_relaxation_sweep": _check_05,
+    "06_does_equivariance_matter_at_scale": _check_06,
 }
 
 
