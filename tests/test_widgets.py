@@ -11,7 +11,9 @@ import torch
 
 import widgets.training
 from widgets import ComparePanel, Controls, EquivariancePanel, MapView, TrainingPanel, Workbench
+from widgets.compare import label_of, siblings, slot_of
 from workbench import Experiment, load_run, run
+from workbench.config import RELAXATIONS
 from workbench.data.registry import make_dataset
 from workbench.train import TrainingDiverged
 
@@ -345,6 +347,17 @@ def test_compare_panel_trains_the_missing_siblings(gibbs_run):
     strict_row = list(gaps["test log-lik"].y).index("strictly equivariant")
     m = panel.runs["strict"].metrics
     assert gaps["learning shortfall"].x[strict_row] == pytest.approx(max(m["learning_shortfall"], 0))
+
+
+@pytest.mark.parametrize("relaxation", sorted(set(RELAXATIONS) - {"strict"}))
+def test_compare_puts_each_relaxation_beside_none_and_strict(relaxation):
+    exp = Experiment(dataset="gibbs-1d", group="T", relaxation=relaxation, strength=0.3, steps=4)
+    plans = siblings(exp)
+    assert plans[relaxation].relaxation == relaxation and plans[relaxation].strength == 0.3
+    assert plans["strict"].relaxation == "strict" and plans["none"].group == "none"
+    assert (
+        slot_of(plans[relaxation]) == relaxation and relaxation in label_of(relaxation, exp) + "fixed-inputs"
+    )
 
 
 def test_compare_panel_for_real_data_shows_log_likelihoods_without_ceilings(colorado_run):
