@@ -368,6 +368,110 @@ def quality_time(q: dict | None, name: str) -> list[str]:
     return out
 
 
+def methods(m: dict | None, name: str) -> list[str]:
+    """Table of ``methods.json``: every way to get or break the symmetry at one budget, 3 seeds."""
+    if m is None:
+        return []
+    out = [
+        f"**Methods side by side, {len(m['seeds'])} seeds** (`bench/results/{name}.json` {_meta(m)}; "
+        f"`python bench/run_bench.py methods`; the ConvCNP with group T and strength {m['strength']} for "
+        f"every method (`none`: group none), {_f(m['cpu_budget_seconds'], 0)} CPU-seconds of training per "
+        "run at 1 thread, preparation included (symmetry cloning's teacher and clone); "
+        f"{m['test_tasks']} shared test tasks; Colorado kept at its best validation step). Log-likelihood "
+        "per target, mean ± s.e. over seeds; − strict and − none are paired per-task differences, mean "
+        "± s.e. over seeds, **bold** beyond 2 s.e.; CPU ms/step is the run's CPU time over its steps; "
+        "orbit error is the mean change of the predictive mean under random shifts (0 = exactly "
+        "translation equivariant).",
+        "",
+        "| dataset | method | loglik | − strict | − none | learning shortfall | CPU ms/step | steps | orbit error |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for ds, d in m["datasets"].items():
+        for k, v in d["methods"].items():
+            cells = []
+            for base in ("strict", "none"):
+                p = v.get(f"minus_{base}")
+                if p is None:
+                    cells.append("-")
+                    continue
+                cell = f"{p['mean']:+.3f} ± {p['se_over_seeds']:.3f}"
+                cells.append(f"**{cell}**" if abs(p["mean"]) > 2 * p["se_over_seeds"] else cell)
+            short = _f(v.get("learning_shortfall_mean")) if "learning_shortfall_mean" in v else "-"
+            out.append(
+                f"| {ds} | {k} | {_pm(v['loglik_mean'], v['loglik_se'])} | {cells[0]} | {cells[1]} | "
+                f"{short} | {_f(v['step_cpu_ms_mean'], 0)} | {min(v['steps'])}-{max(v['steps'])} | "
+                f"{_f(v['orbit_error_mean'])} |"
+            )
+    out += ["", f"Whole run: {_f(m['wall_seconds'] / 60, 1)} min on {m['workers']} processes x 1 thread."]
+    return out
+
+
+def scaling(s: dict | None, name: str) -> list[str]:
+    """Tables of ``scaling.json``: log-likelihood against training-set size and compute, paired answers,
+    winners and power laws."""
+    if s is None:
+        return []
+    out = [
+        f"**Scaling study (notebook 06), {s['seeds']} seeds** (`bench/results/{name}.json` {_meta(s)}; "
+        "`python bench/run_bench.py scaling`; the Datasets are in `bench/results/scaling/`, which "
+        f"notebook 06 reads with `train = False`). Data axis: {s['steps']} steps of batch 16 on a fixed "
+        "pool of n tasks; compute axis: the steps that fit each CPU budget (one thread) on fresh tasks. "
+        f"{s['test_tasks']} shared test tasks; mean ± s.e. over seeds; paired differences **bold** "
+        "beyond 2 s.e.",
+    ]
+    for ds, d in s["datasets"].items():
+        c = d.get("ceilings")
+        if c:
+            out += [
+                "",
+                f"*{ds}*: ceilings A = {_f(c['oracle_loglik'])}, D = {_f(c['equivariant_loglik'])} "
+                f"(headroom B − D = {_f(c['symmetry_headroom'])}).",
+            ]
+        else:
+            out += ["", f"*{ds}* (real data: no ceilings)."]
+        for axis, dim, unit in (("data", "n_tasks", "tasks"), ("compute", "budget", "CPU-s")):
+            a = d[axis]
+            xs = a[dim]
+            out += [
+                "",
+                f"| {ds}, {axis} | " + " | ".join(f"{x:g} {unit}" for x in xs) + " |",
+                "|---|" + "---|" * len(xs),
+            ]
+            for k, v in a["methods"].items():
+                out.append(
+                    f"| {k} | "
+                    + " | ".join(_pm(mu, se) for mu, se in zip(v["loglik_mean"], v["loglik_se"], strict=True))
+                    + " |"
+                )
+            for k, p in a["paired"].items():
+                cells = [
+                    (f"**{mu:+.3f} ± {se:.3f}**" if b else f"{mu:+.3f} ± {se:.3f}")
+                    for mu, se, b in zip(p["mean"], p["se_over_seeds"], p["beyond_2se"], strict=True)
+                ]
+                out.append(f"| {k} | " + " | ".join(cells) + " |")
+            out.append(
+                "| best (runner-up) | "
+                + " | ".join(
+                    f"{w['best']} ({w['runner_up']}, {w['margin']:+.3f} ± {w['se']:.3f})"
+                    for w in a["winners"]
+                )
+                + " |"
+            )
+            laws = [
+                f"{k} b = {_f(v['b'], 2)}, c = {_f(v['c'])}, R² = {_f(v['r2'], 2)}"
+                for k, v in a["power_laws"].items()
+                if v["holds"]
+            ]
+            out += [
+                "",
+                f"Power laws `loglik = c − a {dim}^(−b)` that hold (R² ≥ 0.9, ≥ 4 points): "
+                + ("; ".join(laws) if laws else "none")
+                + ".",
+            ]
+    out += ["", f"Whole run: {_f(s['wall_seconds'] / 60, 1)} min on 2 processes x 1 thread."]
+    return out
+
+
 def report() -> str:
     """All tables, as Markdown."""
     core = _load("core")
@@ -383,6 +487,20 @@ def report() -> str:
         maps(_load("maps")),
         worlds(
             *((_load("worlds"), "worlds") if _load("worlds") else (_load("worlds-quick"), "worlds-quick"))
+        ),
+        methods(
+            *(
+                (_load("methods"), "methods")
+                if _load("methods")
+                else (_load("methods-quick"), "methods-quick")
+            )
+        ),
+        scaling(
+            *(
+                (_load("scaling"), "scaling")
+                if _load("scaling")
+                else (_load("scaling-quick"), "scaling-quick")
+            )
         ),
         click(_load("click")),
         threads(
