@@ -104,10 +104,16 @@ class SetConv(nn.Module):
     def axis_factor(self, t: Tensor, axis: Tensor, k: int) -> Tensor:
         """Weight factor ``[batch, m, n]`` of dimension ``k``: ``t [batch, m]`` vs ``axis [batch, n]``."""
         scale = self.lengthscale.to(t.dtype).expand(self.dim)[k]
-        with torch.no_grad():
-            d2 = (t[:, :, None] - axis[:, None, :]).square()
-            # Each factor is clamped at half the budget so their product stays above e^-60.
-            d2.clamp_(max=-_MIN_LOG_WEIGHT * float(scale) ** 2)
+        # Each factor is clamped at half the budget so their product stays above e^-60.
+        cap = -_MIN_LOG_WEIGHT * float(scale.detach()) ** 2
+        if t.requires_grad or axis.requires_grad:
+            # Points that carry a gradient (symmetrisation's learned frames): the factors are small
+            # ([b, m, n_k]), so keeping them on the graph is far cheaper than the dense weights.
+            d2 = (t[:, :, None] - axis[:, None, :]).square().clamp(max=cap)
+        else:
+            with torch.no_grad():
+                d2 = (t[:, :, None] - axis[:, None, :]).square()
+                d2.clamp_(max=cap)
         return torch.exp(d2 * (-0.5 / scale.square()))
 
 
@@ -129,7 +135,7 @@ class SetConvEncoder(nn.Module):
         """``xc [b, nc, d]``, ``yc [b, nc, dy]``, ``grid [b, n.., d]`` -> ``[b, n.., dy + 1]``."""
         b, d = grid.shape[0], grid.shape[-1]
         axes = grid_axes(grid)
-        if axes is not None and not xc.requires_grad:
+        if axes is not None:
             # Separable: w[b, i, j, c] = w1[b, i, c] * w2[b, j, c]; the context mask rides on w1.
             w1, w2 = self.setconv.axis_weights(xc, axes)  # [b, nc, n1], [b, nc, n2]
             w1 = w1 * mask_c[:, :, None].to(xc.dtype)
@@ -158,7 +164,7 @@ class SetConvDecoder(nn.Module):
         """``grid [b, n.., d]``, ``h [b, n.., c]``, ``xt [b, nt, d]`` -> ``[b, nt, c]``."""
         b, d = grid.shape[0], grid.shape[-1]
         axes = grid_axes(grid)
-        if axes is not None and not xt.requires_grad:
+        if axes is not None:
             w1, w2 = self.setconv.axis_weights(xt, axes)  # [b, nt, n1], [b, nt, n2]
             n1, n2, c = h.shape[1], h.shape[2], h.shape[3]
             # Contract j first: [b, nt, n2] @ [b, n2, n1 * c] -> [b, nt, n1, c], then i against w1.
