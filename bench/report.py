@@ -403,6 +403,11 @@ def methods(m: dict | None, name: str) -> list[str]:
                 f"{_f(v['orbit_error_mean'])} |"
             )
     out += ["", f"Whole run: {_f(m['wall_seconds'] / 60, 1)} min on {m['workers']} processes x 1 thread."]
+    if m.get("reruns"):
+        out[-1] += (
+            " Trained again after a change to their code (`python bench/bench_methods.py --rerun METHOD "
+            "DATASET`, same jobs and seeds): " + ", ".join(m["reruns"]) + "."
+        )
     return out
 
 
