@@ -114,3 +114,46 @@ def run(quick: bool) -> dict[str, Any]:
     out["wall_seconds"] = time.perf_counter() - t0
     out["loadavg_start"], out["loadavg_end"] = list(load0), list(os.getloadavg())
     return out
+
+
+def from_files(folder: Path = RESULTS / "scaling") -> dict[str, Any]:
+    """The JSON from the study's netCDF files (e.g. when the run was stopped after some datasets)."""
+    import xarray as xr
+
+    from workbench import scaling
+
+    out: dict[str, Any] = {"datasets": {}, "from_files": True}
+    for d in DATASETS:
+        axes = {a: folder / f"{d}_{a}.nc" for a in ("data", "compute")}
+        if not all(p.exists() for p in axes.values()):
+            continue
+        data, compute = (xr.load_dataset(p) for p in axes.values())
+        out.update(
+            sizes=[int(n) for n in data["n_tasks"].values],
+            budgets=[float(b) for b in compute["budget"].values],
+            steps=int(data.attrs["steps"]),
+            seeds=int(data.sizes["seed"]),
+            test_tasks=int(data.sizes["task"]),
+            methods=scaling.METHODS,
+        )
+        out["datasets"][d] = {
+            "ceilings": scaling.ceilings_of(d, int(data.sizes["task"])),
+            "data": _summary(data, "n_tasks"),
+            "compute": _summary(compute, "budget"),
+        }
+    return out
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import workbench  # noqa: F401
+
+    if sys.argv[1:2] == ["--from-files"]:
+        res = from_files()
+        res["wall_seconds"] = float(sys.argv[2]) if len(sys.argv) > 2 else float("nan")
+        (RESULTS / "scaling.json").write_text(json.dumps(res, indent=2))
+    else:
+        print(__doc__)
