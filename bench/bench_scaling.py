@@ -80,6 +80,8 @@ def run(quick: bool) -> dict[str, Any]:
     sizes = [16, 32] if quick else list(scaling.SIZES)
     budgets = [0.3, 0.6] if quick else list(scaling.BUDGETS)
     steps, seeds, n_test = (4, 2, 16) if quick else (STEPS, 3, 256)
+    # A second process may take one dataset with its own settings (SCALING_DATASETS, SCALING_STEPS).
+    steps = int(os.environ.get("SCALING_STEPS", steps))
     folder = RESULTS / ("scaling-quick" if quick else "scaling")
     folder.mkdir(parents=True, exist_ok=True)
     t0, load0 = time.perf_counter(), os.getloadavg()
@@ -104,6 +106,7 @@ def run(quick: bool) -> dict[str, Any]:
             compute.to_netcdf(folder / f"{d}_compute.nc")
             out["datasets"][d] = {
                 "ceilings": scaling.ceilings_of(d, n_test),
+                "steps": steps,
                 "data": _summary(data, "n_tasks"),
                 "compute": _summary(compute, "budget"),
                 "wall_seconds": {"data": t_data, "compute": time.perf_counter() - t - t_data},
@@ -138,6 +141,7 @@ def from_files(folder: Path = RESULTS / "scaling") -> dict[str, Any]:
         )
         out["datasets"][d] = {
             "ceilings": scaling.ceilings_of(d, int(data.sizes["task"])),
+            "steps": int(data.attrs["steps"]),
             "data": _summary(data, "n_tasks"),
             "compute": _summary(compute, "budget"),
         }
@@ -151,7 +155,12 @@ if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import workbench  # noqa: F401
 
-    if sys.argv[1:2] == ["--from-files"]:
+    if sys.argv[1:2] == ["--one"]:
+        # --one: run the study for $SCALING_DATASETS into results/scaling/ without writing the JSON
+        # (rebuild it with --from-files once every dataset is there).
+        res = run(quick=False)
+        print(json.dumps({d: v["wall_seconds"] for d, v in res["datasets"].items()}))
+    elif sys.argv[1:2] == ["--from-files"]:
         res = from_files()
         res["wall_seconds"] = float(sys.argv[2]) if len(sys.argv) > 2 else float("nan")
         (RESULTS / "scaling.json").write_text(json.dumps(res, indent=2))
