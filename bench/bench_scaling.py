@@ -61,7 +61,7 @@ def _summary(ds: Any, dim: str) -> dict[str, Any]:
     out["winners"] = scaling.winners(ds, dim)
     laws = scaling.power_laws(ds, dim)
     out["power_laws"] = {
-        str(m): {k: laws[k].sel({"method": m}).item() for k in ("a", "b", "c", "r2", "holds")}
+        str(m): {k: laws[k].sel({"method": m}).item() for k in ("a", "b", "c", "r2", "r2_log", "holds")}
         for m in laws["method"].values
     }
     if "step_cpu_seconds" in ds:

@@ -463,13 +463,13 @@ def scaling(s: dict | None, name: str) -> list[str]:
                 + " |"
             )
             laws = [
-                f"{k} b = {_f(v['b'], 2)}, c = {_f(v['c'])}, R² = {_f(v['r2'], 2)}"
+                f"{k} b = {_f(v['b'], 2)}, c = {_f(v['c'])}, R² (log-log) = {_f(v.get('r2_log'), 2)}"
                 for k, v in a["power_laws"].items()
                 if v["holds"]
             ]
             out += [
                 "",
-                f"Power laws `loglik = c − a {dim}^(−b)` that hold (R² ≥ 0.9, ≥ 4 points): "
+                f"Power laws `loglik = c − a {dim}^(−b)` that hold (every point below c, R² of log(c − loglik) against log x ≥ 0.9, ≥ 4 points): "
                 + ("; ".join(laws) if laws else "none")
                 + ".",
             ]
