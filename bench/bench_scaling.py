@@ -128,12 +128,11 @@ def from_files(folder: Path = RESULTS / "scaling") -> dict[str, Any]:
     out: dict[str, Any] = {"datasets": {}, "from_files": True}
     for d in DATASETS:
         axes = {a: folder / f"{d}_{a}.nc" for a in ("data", "compute")}
-        if not all(p.exists() for p in axes.values()):
+        if not axes["data"].exists():
             continue
-        data, compute = (xr.load_dataset(p) for p in axes.values())
+        data = xr.load_dataset(axes["data"])
         out.update(
             sizes=[int(n) for n in data["n_tasks"].values],
-            budgets=[float(b) for b in compute["budget"].values],
             steps=int(data.attrs["steps"]),
             seeds=int(data.sizes["seed"]),
             test_tasks=int(data.sizes["task"]),
@@ -143,8 +142,13 @@ def from_files(folder: Path = RESULTS / "scaling") -> dict[str, Any]:
             "ceilings": scaling.ceilings_of(d, int(data.sizes["task"])),
             "steps": int(data.attrs["steps"]),
             "data": _summary(data, "n_tasks"),
-            "compute": _summary(compute, "budget"),
         }
+        if axes["compute"].exists():
+            compute = xr.load_dataset(axes["compute"])
+            out["budgets"] = [float(b) for b in compute["budget"].values]
+            out["datasets"][d]["compute"] = _summary(compute, "budget")
+        else:
+            out.setdefault("missing", []).append(f"{d} compute axis (the run was stopped before it)")
     return out
 
 

@@ -419,8 +419,9 @@ def scaling(s: dict | None, name: str) -> list[str]:
     out = [
         f"**Scaling study (notebook 06), {s['seeds']} seeds** (`bench/results/{name}.json` {_meta(s)}; "
         "`python bench/run_bench.py scaling`; the Datasets are in `bench/results/scaling/`, which "
-        f"notebook 06 reads with `train = False`). Data axis: {s['steps']} steps of batch 16 on a fixed "
-        "pool of n tasks; compute axis: the steps that fit each CPU budget (one thread) on fresh tasks. "
+        "notebook 06 reads with `train = False`). Data axis: "
+        + ", ".join(f"{d.get('steps', s['steps'])} steps on {ds}" for ds, d in s["datasets"].items())
+        + " (batch 16) on a fixed pool of n tasks; compute axis: the steps that fit each CPU budget (one thread) on fresh tasks. "
         f"{s['test_tasks']} shared test tasks; mean ± s.e. over seeds; paired differences **bold** "
         "beyond 2 s.e.",
     ]
@@ -435,6 +436,9 @@ def scaling(s: dict | None, name: str) -> list[str]:
         else:
             out += ["", f"*{ds}* (real data: no ceilings)."]
         for axis, dim, unit in (("data", "n_tasks", "tasks"), ("compute", "budget", "CPU-s")):
+            if axis not in d:
+                out += ["", f"*{ds}, {axis} axis: not run* (the study was stopped before it)."]
+                continue
             a = d[axis]
             xs = a[dim]
             out += [
