@@ -167,6 +167,18 @@ if __name__ == "__main__":
     elif sys.argv[1:2] == ["--from-files"]:
         res = from_files()
         res["wall_seconds"] = float(sys.argv[2]) if len(sys.argv) > 2 else float("nan")
+        import torch
+
+        stamp = time.strftime(
+            "%Y-%m-%d %H:%M",
+            time.localtime(max(p.stat().st_mtime for p in (RESULTS / "scaling").glob("*.nc"))),
+        )
+        res["_meta"] = {
+            "date": stamp,
+            "torch": torch.__version__,
+            "threads": 1,
+            "built_from": "results/scaling/*.nc",
+        }
         (RESULTS / "scaling.json").write_text(json.dumps(res, indent=2))
     else:
         print(__doc__)
